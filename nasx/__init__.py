@@ -1,0 +1,1 @@
+"""nasx: neural architecture search experiments."""

@@ -1,0 +1,167 @@
+"""Config schemas (Hydra ConfigStore) and the checks that run before any work starts."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from hydra_zen import builds
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from nasx.errors import NasxError
+
+
+class Stage(str, Enum):
+    """Pipeline stages, in the order they run."""
+
+    supernet = "supernet"
+    search = "search"
+    select = "select"
+
+
+@dataclass
+class SupernetConfig:
+    """How the supernet is trained (SPOS single path) and where its weights come from.
+
+    ``checkpoint`` reuses a trained supernet (its ``init.ckpt`` sibling, or
+    ``init_checkpoint``, gives the initial weights the angle metric needs).
+    """
+
+    epochs: int = 250
+    lr: float = 0.025
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    eta_min: float = 0.001
+    grad_clip: float | None = None
+    random_labels: bool = False
+    checkpoint: str | None = None
+    init_checkpoint: str | None = None
+
+
+@dataclass
+class SelectConfig:
+    """Post-search selection: the non-dominated set and the ``n_tradeoffs`` best knees."""
+
+    n_tradeoffs: int = 3
+
+
+@dataclass
+class NasxConfig:
+    """The root config; the group nodes are checked against their targets' signatures."""
+
+    seed: int = 0
+    stages: list[Stage] = field(
+        default_factory=lambda: [Stage.supernet, Stage.search, Stage.select]
+    )
+    progress: bool = True
+    space: Any = MISSING
+    dataset: Any = MISSING
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    metric: Any = MISSING
+    objective: Any = MISSING
+    search: Any = MISSING
+    surrogate: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = MISSING
+    select: SelectConfig = field(default_factory=SelectConfig)
+
+
+def run_name(override_dirname: str) -> str:
+    """Run-directory name from Hydra's ``override_dirname``: stable, so a re-run resumes."""
+    if not override_dirname:
+        return "default"
+    name = re.sub(r"[^A-Za-z0-9=,._+-]+", "_", override_dirname)
+    if len(name) > 120:
+        name = name[:100] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name
+
+
+def register() -> None:
+    """Register the schema and resolvers (idempotent)."""
+    ConfigStore.instance().store(name="nasx_schema", node=NasxConfig)
+    if not OmegaConf.has_resolver("nasx_run_name"):
+        OmegaConf.register_new_resolver("nasx_run_name", run_name)
+
+
+register()
+
+#: groups whose node is one ``_target_`` instantiated with explicit arguments
+TARGET_GROUPS = ("space", "dataset", "metric", "search", "trainer", "logger")
+#: arguments supplied by the pipeline at instantiation, not by the config
+RUNTIME_ARGS = {
+    "space": ("num_classes",),
+    "trainer": ("callbacks", "logger", "max_epochs", "gradient_clip_val", "default_root_dir",
+                "enable_progress_bar"),
+    "logger": ("save_dir",),
+}
+
+
+def _target(path: str) -> Any:
+    mod, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(mod), name)
+    except (ImportError, AttributeError) as exc:
+        raise NasxError(f"_target_ {path!r} cannot be imported ({exc}): fix the class path") from exc
+
+
+def check_node(group: str, node: DictConfig) -> None:
+    """Type-check a ``_target_`` node against the target's constructor signature.
+
+    The schema is generated from the signature (hydra-zen ``builds``), so a wrong type or an
+    unknown key fails with the key's name before anything runs.
+    """
+    if "_target_" not in node:
+        raise NasxError(f"config group {group!r} has no _target_: set {group}._target_")
+    target = _target(str(node._target_))
+    schema = builds(target, populate_full_signature=True,
+                    zen_exclude=RUNTIME_ARGS.get(group, ()))
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as exc:
+        msg = str(exc).splitlines()[0]
+        key = getattr(exc, "full_key", None) or ""
+        raise NasxError(f"invalid value in {group}.{key}: {msg}") from exc
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every check that needs no data: types of all nodes, stage names, costs, surrogate."""
+    for group in TARGET_GROUPS:
+        if group == "trainer":
+            continue  # lightning.Trainer's signature holds types OmegaConf cannot express
+        check_node(group, cfg[group])
+    costs = cfg.objective.get("costs")
+    if not isinstance(costs, ListConfig):
+        raise NasxError("objective.costs must be a list of cost nodes (may be empty)")
+    for i, node in enumerate(costs):
+        check_node(f"objective.costs[{i}]", node)
+    if cfg.surrogate.get("name", "none") != "none":
+        raise NasxError(f"unknown surrogate {cfg.surrogate.name!r}: use surrogate=none")
+
+
+def build(group: str, node: Any, **runtime: Any) -> Any:
+    """``instantiate`` with constructor errors turned into one-line `NasxError` messages."""
+    try:
+        return instantiate(node, **runtime)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, NasxError):
+            raise cause
+        raise NasxError(f"invalid {group} config: {cause}") from exc
+
+
+def fingerprint(cfg: DictConfig) -> dict[str, Any]:
+    """The parts of the config that change results (not stages, progress, logger, trainer)."""
+    keep = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(keep, dict)
+    for key in ("stages", "progress", "logger", "trainer", "select"):
+        keep.pop(key, None)
+    return keep

@@ -1,0 +1,8 @@
+"""Datasets (config group ``dataset``)."""
+
+from nasx.data.base import ImageData as ImageData
+from nasx.data.cifar10 import CIFAR10Data as CIFAR10Data
+from nasx.data.digits import DigitsData as DigitsData
+from nasx.data.fake import FakeData as FakeData
+
+__all__ = ["CIFAR10Data", "DigitsData", "FakeData", "ImageData"]

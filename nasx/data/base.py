@@ -1,0 +1,143 @@
+"""The dataset contract: in-memory image tensors with a fixed train/valid/test split."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+
+@dataclass(frozen=True)
+class RawImages:
+    """Images as uint8 ``(N, H, W, C)`` arrays with integer labels."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+class _TensorImages(Dataset[tuple[torch.Tensor, int]]):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, augment: v2.Transform | None) -> None:
+        self.x, self.y, self.augment = x, y, augment
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x = self.x[i]
+        return (self.augment(x) if self.augment is not None else x), int(self.y[i])
+
+
+class ImageData(ABC):
+    """Base class of every ``dataset=`` option.
+
+    Subclasses implement `_load` (raw uint8 images) and set `num_classes`. This class
+    normalises, resizes to the search space's input size, splits the training images into a
+    train and a valid part with a fixed ``split_seed`` (GeNAS ``split_data``), and draws RLNAS
+    random labels.
+
+    Args:
+        batch_size: training batch size (64 in GeNAS/RLNAS).
+        eval_batch_size: batch size for metrics, recalibration and testing.
+        valid_fraction: share of the training images held out as the valid split.
+        split_seed: seed of the train/valid permutation; fixed so every run sees the same split.
+        augment: random crop (padding 4 at 32 px) and horizontal flip on training images.
+        num_workers: DataLoader worker processes.
+    """
+
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int = 64,
+        valid_fraction: float = 0.5,
+        split_seed: int = 0,
+        augment: bool = False,
+        num_workers: int = 0,
+    ) -> None:
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError("dataset.batch_size and dataset.eval_batch_size must be >= 1")
+        if not 0.0 < valid_fraction < 1.0:
+            raise ValueError(f"dataset.valid_fraction must be in (0, 1), got {valid_fraction}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.valid_fraction = valid_fraction
+        self.split_seed = split_seed
+        self.augment = augment
+        self.num_workers = num_workers
+        self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @abstractmethod
+    def _load(self) -> RawImages:
+        """Read the raw images; raise `nasx.errors.NasxError` when the data is missing."""
+
+    def setup(self, image_size: int, in_channels: int) -> None:
+        """Load, normalise and resize once; idempotent."""
+        if self._splits:
+            return
+        raw = self._load()
+        perm = np.random.default_rng(self.split_seed).permutation(len(raw.train_y))
+        n_valid = int(round(len(perm) * self.valid_fraction))
+        tr, va = np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
+        prep = self._prepare
+        self._splits = {
+            "train": (prep(raw.train_x[tr], image_size, in_channels), torch.as_tensor(raw.train_y[tr]).long()),
+            "valid": (prep(raw.train_x[va], image_size, in_channels), torch.as_tensor(raw.train_y[va]).long()),
+            "test": (prep(raw.test_x, image_size, in_channels), torch.as_tensor(raw.test_y).long()),
+        }
+        self.image_size = image_size
+
+    def _prepare(self, x: np.ndarray, image_size: int, in_channels: int) -> torch.Tensor:
+        t = torch.as_tensor(x).permute(0, 3, 1, 2).float() / 255.0
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        t = (t - mean) / std
+        if t.shape[-1] != image_size:
+            t = F.interpolate(t, size=(image_size, image_size), mode="bilinear",
+                              align_corners=False)
+        if t.shape[1] != in_channels:
+            if t.shape[1] != 1:
+                raise ValueError(f"cannot map {t.shape[1]} image channels to {in_channels}")
+            t = t.expand(-1, in_channels, -1, -1)
+        return t.contiguous()
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(images, labels)`` of ``train``, ``valid`` or ``test``; call `setup` first."""
+        if not self._splits:
+            raise RuntimeError("call setup(image_size, in_channels) first")
+        return self._splits[name]
+
+    def random_labels(self, seed: int) -> torch.Tensor:
+        """RLNAS labels: one uniform label per training image, fixed by ``seed``."""
+        n = len(self.split("train")[1])
+        return torch.as_tensor(np.random.default_rng(seed).integers(0, self.num_classes, n))
+
+    def train_loader(self, seed: int, labels: torch.Tensor | None = None) -> DataLoader:
+        """Shuffled, augmented training batches; ``labels`` replaces the real ones (RLNAS)."""
+        x, y = self.split("train")
+        aug = None
+        if self.augment:
+            pad = max(1, self.image_size // 8)
+            aug = v2.Compose([v2.RandomCrop(self.image_size, padding=pad),
+                              v2.RandomHorizontalFlip()])
+        gen = torch.Generator().manual_seed(seed)
+        ds = _TensorImages(x, y if labels is None else labels, aug)
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, generator=gen,
+                          num_workers=self.num_workers, drop_last=len(ds) > self.batch_size)
+
+    def eval_loader(self, name: str, limit: int | None = None) -> DataLoader:
+        """Unshuffled, unaugmented batches of a split, optionally its first ``limit`` images."""
+        x, y = self.split(name)
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        return DataLoader(_TensorImages(x, y, None), batch_size=self.eval_batch_size,
+                          shuffle=False, num_workers=self.num_workers)

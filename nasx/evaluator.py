@@ -1,0 +1,89 @@
+"""Scores architectures: the metric plus every cost, with failures recorded, never raised."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from nasx.metric.base import Metric, MetricContext
+from nasx.objective.base import Objective
+from nasx.search_space.base import Architecture, SearchSpace
+
+#: objective value given to a failed evaluation (finite, so pymoo can rank it last)
+FAILED_VALUE = 1e10
+
+
+def arch_generator(seed: int, arch: Architecture) -> torch.Generator:
+    """A torch generator fixed by the run seed and the architecture alone.
+
+    Scores then do not depend on evaluation order, which makes a resumed or re-ordered search
+    reproduce the same values.
+    """
+    state = np.random.SeedSequence([seed, *arch.genes]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+class Evaluator:
+    """Turns architectures into archive records.
+
+    Args:
+        space: the search space.
+        metric: the score (its direction decides the sign of the first objective).
+        costs: the costs, minimised.
+        ctx: what the metric reads (supernet, data, runner).
+        seed: run seed.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        metric: Metric,
+        costs: Sequence[Objective],
+        ctx: MetricContext,
+        seed: int,
+    ) -> None:
+        self.space, self.metric, self.costs, self.ctx, self.seed = space, metric, costs, ctx, seed
+
+    @property
+    def n_obj(self) -> int:
+        """Number of minimised objectives (metric + costs)."""
+        return 1 + len(self.costs)
+
+    @property
+    def objective_names(self) -> list[str]:
+        """Names of the columns of ``F``."""
+        sign = "-" if self.metric.higher_is_better else ""
+        return [sign + self.metric.name] + [c.name for c in self.costs]
+
+    def __call__(self, arch: Architecture) -> dict[str, Any]:
+        """One record: arch string, genes, metric values, costs, ``F``; or the failure."""
+        rec: dict[str, Any] = {"arch": self.space.to_str(arch), "genes": list(arch.genes)}
+        start = time.perf_counter()
+        try:
+            metric = self.metric(arch, self.ctx, arch_generator(self.seed, arch))
+            costs = {c.name: c(arch, self.space) for c in self.costs}
+        except Exception as exc:  # recorded with its reason; the search goes on
+            rec.update(failed=True, error=f"{type(exc).__name__}: {exc}",
+                       traceback=traceback.format_exc(), F=[FAILED_VALUE] * self.n_obj)
+            return rec
+        score = metric[self.metric.name]
+        if not np.isfinite(score):
+            rec.update(failed=True, error=f"metric {self.metric.name} is {score}",
+                       F=[FAILED_VALUE] * self.n_obj, metric=metric)
+            return rec
+        f0 = -score if self.metric.higher_is_better else score
+        rec.update(
+            failed=False,
+            metric=metric,
+            objectives=costs,
+            F=[f0, *costs.values()],
+            ground_truth={k: v for k, v in self.space.ground_truth(arch).items()
+                          if not k.startswith("latency")},
+            seconds=round(time.perf_counter() - start, 4),
+        )
+        return rec

@@ -1,0 +1,61 @@
+"""Evaluation passes through one reused Lightning ``Trainer`` (validation loop)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nasx.metric.base import EvalResult
+
+
+class _EvalModule(L.LightningModule):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.losses: list[float] = []
+        self.correct = 0
+        self.seen = 0
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self.net(x)
+        self.losses.append(float(nn.functional.cross_entropy(logits, y)))
+        self.correct += int((logits.argmax(1) == y).sum())
+        self.seen += len(y)
+
+
+class LightningRunner:
+    """`nasx.metric.EvalRunner` backed by ``Trainer.validate`` on a single device.
+
+    Args:
+        accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
+        precision: Lightning precision for evaluation.
+    """
+
+    def __init__(self, accelerator: str = "cpu", precision: Any = "32-true") -> None:
+        self.trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            precision=precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        """Where evaluated networks run."""
+        return self.trainer.strategy.root_device
+
+    def evaluate(self, net: nn.Module, loader: DataLoader) -> EvalResult:
+        module = _EvalModule(net)
+        self.trainer.validate(module, dataloaders=loader, verbose=False)
+        n = max(len(module.losses), 1)
+        return EvalResult(sum(module.losses) / n, module.correct / max(module.seen, 1),
+                          module.seen)

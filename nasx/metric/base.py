@@ -1,0 +1,94 @@
+"""The metric contract: score one architecture; every metric declares its direction."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nasx.data.base import ImageData
+from nasx.search_space.base import Architecture, SearchSpace
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Outcome of one pass over a loader.
+
+    ``loss`` is the mean over batches of each batch's mean cross-entropy (GeNAS's form: the
+    last, smaller batch weighs as much as the others); ``accuracy`` is top-1 as a fraction.
+    """
+
+    loss: float
+    accuracy: float
+    images: int
+
+
+class EvalRunner(Protocol):
+    """Runs a network over a loader without gradients (a Lightning loop in the pipeline)."""
+
+    def evaluate(self, net: nn.Module, loader: DataLoader) -> EvalResult:
+        """Evaluate ``net`` (already in the wanted train/eval mode) on ``loader``."""
+        ...
+
+
+@dataclass
+class MetricContext:
+    """Everything a metric may read; built once per search by the pipeline.
+
+    Attributes:
+        space: the search space.
+        supernet: the trained supernet (final weights), on ``device``.
+        data: the dataset, already set up.
+        runner: how evaluation passes are run.
+        init_state: supernet weights before training (the angle metric needs them).
+        device: where networks run.
+    """
+
+    space: SearchSpace
+    supernet: nn.Module
+    data: ImageData
+    runner: EvalRunner
+    init_state: Mapping[str, torch.Tensor] | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    _final_state: dict[str, torch.Tensor] | None = None
+
+    @property
+    def final_state(self) -> dict[str, torch.Tensor]:
+        """CPU copy of the supernet's weights (cached)."""
+        if self._final_state is None:
+            self._final_state = {k: v.detach().cpu() for k, v in self.supernet.state_dict().items()}
+        return self._final_state
+
+
+class Metric(ABC):
+    """Base class of every ``metric=`` option (template method: `__call__` -> `_compute`).
+
+    `_compute` returns the score under the key `name` and may add diagnostics under other keys.
+    The generator is derived from the run seed and the architecture, so a score does not depend
+    on the order in which architectures are evaluated (resume gives identical values).
+    """
+
+    name: str = "metric"
+    higher_is_better: bool = True
+    #: whether the metric reads supernet weights (a supernet stage must run before the search)
+    needs_supernet: bool = True
+
+    def __call__(
+        self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
+    ) -> dict[str, float]:
+        """Score ``arch``; the returned dict always holds ``self.name``."""
+        out = self._compute(arch, ctx, generator)
+        if self.name not in out:
+            raise RuntimeError(f"metric {type(self).__name__} did not return {self.name!r}")
+        return {k: float(v) for k, v in out.items()}
+
+    @abstractmethod
+    def _compute(
+        self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
+    ) -> dict[str, float]:
+        """Compute the score and diagnostics."""

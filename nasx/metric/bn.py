@@ -1,0 +1,38 @@
+"""BatchNorm recalibration of an extracted sub-network (GeNAS ``tester_*.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    net: nn.Module,
+    loader: DataLoader,
+    images: int,
+    momentum: float | None = 0.1,
+    device: torch.device | None = None,
+) -> nn.Module:
+    """Reset every BN's running statistics and re-estimate them on training batches.
+
+    As GeNAS: forward ``ceil(images / batch_size)`` batches of a fresh iterator in ``train()``
+    mode; with ``momentum=0.1`` the statistics are an EMA from the reset values (the original),
+    with ``momentum=None`` an exact cumulative average. Leaves ``net`` in ``eval()`` mode.
+    """
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = momentum
+    net.train()
+    batches = math.ceil(images / (loader.batch_size or 1))
+    for k, (x, _) in enumerate(loader):
+        if k >= batches:
+            break
+        net(x.to(device) if device is not None else x)
+    for m in bns:
+        m.momentum = 0.1
+    return net.eval()

@@ -1,0 +1,27 @@
+"""A plain-PyTorch evaluation pass (the pipeline uses the Lightning one in `nasx.lit`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nasx.metric.base import EvalResult
+
+
+class TorchRunner:
+    """`nasx.metric.EvalRunner` as a bare loop; for library use without a Trainer."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def evaluate(self, net: nn.Module, loader: DataLoader) -> EvalResult:
+        losses, correct, seen = [], 0, 0
+        for x, y in loader:
+            x, y = x.to(self.device), y.to(self.device)
+            logits = net(x)
+            losses.append(float(nn.functional.cross_entropy(logits, y)))
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+        return EvalResult(sum(losses) / max(len(losses), 1), correct / max(seen, 1), seen)

@@ -1,0 +1,167 @@
+"""The run: supernet -> search -> select, each stage skipped when its output exists."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from nasx.config import build, check_config, fingerprint
+from nasx.data.base import ImageData
+from nasx.errors import NasxError
+from nasx.evaluator import Evaluator
+from nasx.io import write_json_atomic
+from nasx.metric.base import Metric, MetricContext
+from nasx.objective.base import Objective
+from nasx.search.base import SearchStrategy
+from nasx.search_space.base import SearchSpace
+from nasx.stages import run_search, run_select, train_supernet
+from nasx.supernet.weights import load_supernet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Parts:
+    """The instantiated components of a run."""
+
+    space: SearchSpace
+    data: ImageData
+    metric: Metric
+    costs: list[Objective]
+    strategy: SearchStrategy
+
+
+def build_parts(cfg: DictConfig) -> Parts:
+    """Check the config and instantiate every component (cheap: no data is read)."""
+    check_config(cfg)
+    data = build("dataset", cfg.dataset)
+    space = build("space", cfg.space, num_classes=data.num_classes)
+    metric = build("metric", cfg.metric)
+    costs = [build("objective", c) for c in cfg.objective.costs]
+    strategy = build("search", cfg.search)
+    return Parts(space, data, metric, costs, strategy)
+
+
+def _check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
+    """Writable, and (when reused) made by the same result-affecting config."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".nasx_write_probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise NasxError(
+            f"run directory {run_dir} is not writable ({exc.strerror}): choose another with "
+            "hydra.run.dir=<path>"
+        ) from exc
+    stamp = run_dir / "nasx_config.json"
+    current = fingerprint(cfg)
+    if stamp.exists():
+        previous = json.loads(stamp.read_text())
+        if previous != current:
+            changed = sorted(k for k in set(previous) | set(current)
+                             if previous.get(k) != current.get(k))
+            raise NasxError(
+                f"run directory {run_dir} holds a run with a different config (differs in: "
+                f"{', '.join(changed)}): pass hydra.run.dir=<new path> or delete that directory"
+            )
+    else:
+        write_json_atomic(stamp, current)
+
+
+def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Run the configured stages in ``run_dir``; returns a summary of what was produced."""
+    run_dir = Path(run_dir).resolve()
+    parts = build_parts(cfg)
+    _check_run_dir(cfg, run_dir)
+    stages = [str(getattr(s, "value", s)) for s in cfg.stages]
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    space, data = parts.space, parts.data
+    data.setup(image_size=space.input_shape[1], in_channels=space.input_shape[0])
+    logger = _build_logger(cfg.logger, run_dir)
+    from nasx.lit.tracking import SearchTracker
+
+    tracker = SearchTracker(logger, parts.metric.name)
+    summary: dict[str, Any] = {"run_dir": str(run_dir)}
+    try:
+        if "supernet" in stages and cfg.supernet.checkpoint is None:
+            train_supernet(cfg, space, data, run_dir, logger)
+        final, init = _supernet_paths(cfg, run_dir)
+        supernet = None
+        if {"search", "select"} & set(stages) and parts.metric.needs_supernet:
+            if not final.exists():
+                raise NasxError(
+                    f"no trained supernet at {final}: add supernet to stages or pass "
+                    "supernet.checkpoint=<path to final.ckpt>"
+                )
+            supernet = load_supernet(space, final)
+        if "search" in stages:
+            ctx = _metric_context(cfg, parts, supernet, init)
+            evaluator = Evaluator(space, parts.metric, parts.costs, ctx, cfg.seed)
+            summary["search"] = run_search(cfg, parts.strategy, evaluator, run_dir, tracker)
+        if "select" in stages:
+            summary["select"] = run_select(cfg, space, supernet, run_dir)
+        OmegaConf.save(cfg, run_dir / "nasx_resolved.yaml", resolve=True)
+    finally:
+        tracker.finish()
+    return summary
+
+
+def _build_logger(node: DictConfig, run_dir: Path) -> Any:
+    """The Lightning logger, writing into the run directory when it writes files."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    params = inspect.signature(get_class(node._target_)).parameters
+    runtime = {"save_dir": str(run_dir)} if "save_dir" in params else {}
+    return build("logger", node, **runtime)
+
+
+def _supernet_paths(cfg: DictConfig, run_dir: Path) -> tuple[Path, Path]:
+    if cfg.supernet.checkpoint is None:
+        return run_dir / "supernet" / "final.ckpt", run_dir / "supernet" / "init.ckpt"
+    final = Path(cfg.supernet.checkpoint).expanduser().resolve()
+    init = (Path(cfg.supernet.init_checkpoint).expanduser().resolve()
+            if cfg.supernet.init_checkpoint else final.parent / "init.ckpt")
+    return final, init
+
+
+def _metric_context(
+    cfg: DictConfig, parts: Parts, supernet: torch.nn.Module | None, init: Path
+) -> MetricContext:
+    from nasx.io import load_state_dict
+    from nasx.lit.evaluation import LightningRunner
+
+    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+    runner = LightningRunner(accelerator=accelerator)
+    device = runner.device
+    init_state = None
+    if supernet is not None and init.exists():
+        state = load_state_dict(init)
+        init_state = {k[4:] if k.startswith("net.") else k: v for k, v in state.items()}
+    elif supernet is not None and parts.metric.name.startswith("angle"):
+        raise NasxError(
+            f"the angle metric needs the supernet's initial weights, not found at {init}: "
+            "pass supernet.init_checkpoint=<path>"
+        )
+    net = supernet.to(device) if supernet is not None else torch.nn.Identity()
+    return MetricContext(space=parts.space, supernet=net, data=parts.data, runner=runner,
+                         init_state=init_state, device=device)
+
+
+def current_run_dir() -> Path:
+    """The Hydra run directory of the running job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+__all__ = ["build_parts", "current_run_dir", "run"]

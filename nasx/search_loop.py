@@ -1,0 +1,147 @@
+"""The ask/evaluate/tell loop with a durable archive: resumable and replayable."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from nasx.evaluator import Evaluator
+from nasx.hypervolume import hypervolume, reference_point
+from nasx.io import Journal, write_json_atomic
+from nasx.search.base import SearchStrategy
+
+log = logging.getLogger(__name__)
+
+#: iterations in a row without a new architecture before the loop gives up
+MAX_STALLED_ITERATIONS = 50
+
+
+def safe_name(arch: str) -> str:
+    """A file-name-safe form of an architecture string."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in arch).strip("_")[:180]
+
+
+class SearchLoop:
+    """Runs a strategy against an evaluator and writes ``search/``.
+
+    Every evaluation is appended to ``evaluations.jsonl`` (fsync'ed) before it counts, and
+    ``iter_<k>.json`` is written atomically after every iteration. On a re-run the strategy
+    is replayed from its seed: architectures found in the journal are answered from it, so a
+    killed search continues from the last finished evaluation and ends with the same archive as
+    an uninterrupted one.
+
+    Args:
+        out_dir: the ``search/`` directory.
+        strategy: a set-up search strategy.
+        evaluator: scores architectures.
+        on_iteration: called with the iteration summary (logging to W&B etc.).
+        progress: show a progress bar.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        strategy: SearchStrategy,
+        evaluator: Evaluator,
+        on_iteration: Callable[[dict[str, Any]], None] | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.out_dir, self.strategy, self.evaluator = Path(out_dir), strategy, evaluator
+        self.on_iteration, self.progress = on_iteration, progress
+        self.journal = Journal(self.out_dir / "evaluations.jsonl")
+
+    def run(self) -> list[dict[str, Any]]:
+        """Search until the budget is spent or the strategy stops; return the records."""
+        cached = {r["arch"]: r for r in self.journal.read()}
+        if cached:
+            log.info("resuming search: %d evaluations found in %s", len(cached), self.journal.path)
+        records: dict[str, dict[str, Any]] = {}
+        budget = self.strategy.n_evals
+        ref: np.ndarray | None = None
+        stalled = 0
+        bar = Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                       disable=not self.progress)
+        with bar:
+            task = bar.add_task("search", total=budget, info="")
+            iteration = 0
+            while len(records) < budget:
+                archs = self.strategy.ask()
+                if not archs:
+                    break
+                keys = [self.evaluator.space.to_str(a) for a in archs]
+                new = [k for k in dict.fromkeys(keys) if k not in records]
+                room = budget - len(records)
+                by_key = dict(zip(keys, archs, strict=True))
+                for key in new[:room]:
+                    rec = cached.get(key)
+                    if rec is None:
+                        rec = dict(self.evaluator(by_key[key]), iteration=iteration,
+                                   order=len(records))
+                        self.journal.append(rec)
+                        if rec["failed"]:
+                            self._write_failure(rec)
+                    records[key] = rec
+                    bar.update(task, completed=len(records), info=self._best_info(records))
+                stalled = 0 if new else stalled + 1
+                complete = len(new) <= room
+                if complete:
+                    F = np.array([records[k]["F"] for k in keys])
+                    self.strategy.tell(archs, F)
+                if ref is None:
+                    ref = self._reference(records)
+                summary = self._write_iteration(iteration, records, new[:room], ref)
+                if self.on_iteration is not None:
+                    self.on_iteration(summary)
+                iteration += 1
+                if not complete or stalled >= MAX_STALLED_ITERATIONS:
+                    break
+        return list(records.values())
+
+    @staticmethod
+    def _reference(records: dict[str, dict[str, Any]]) -> np.ndarray | None:
+        F = np.array([r["F"] for r in records.values() if not r["failed"]])
+        return reference_point(F) if len(F) else None
+
+    def _best_info(self, records: dict[str, dict[str, Any]]) -> str:
+        ok = [r for r in records.values() if not r["failed"]]
+        if not ok:
+            return ""
+        best = min(ok, key=lambda r: r["F"][0])
+        name = self.evaluator.metric.name
+        return f"best {name}={best['metric'][name]:.4g}"
+
+    def _write_failure(self, rec: dict[str, Any]) -> None:
+        write_json_atomic(self.out_dir / "failed" / f"{safe_name(rec['arch'])}.json", rec)
+
+    def _write_iteration(
+        self,
+        iteration: int,
+        records: dict[str, dict[str, Any]],
+        candidates: list[str],
+        ref: np.ndarray | None,
+    ) -> dict[str, Any]:
+        ok = [r for r in records.values() if not r["failed"]]
+        F = np.array([r["F"] for r in ok]).reshape(len(ok), self.evaluator.n_obj)
+        hv = hypervolume(F[np.all(F <= ref, axis=1)], ref) if ref is not None else 0.0
+        best = min(ok, key=lambda r: r["F"][0]) if ok else None
+        summary = {
+            "iteration": iteration,
+            "n_evals": len(records),
+            "n_failed": len(records) - len(ok),
+            "objectives": self.evaluator.objective_names,
+            "hv": hv,
+            "hv_ref": None if ref is None else ref.tolist(),
+            "best": best,
+            "candidates": candidates,
+            "surrogate": None,
+        }
+        write_json_atomic(self.out_dir / f"iter_{iteration}.json",
+                          {**summary, "archive": ok,
+                           "failed": [r["arch"] for r in records.values() if r["failed"]]})
+        return summary

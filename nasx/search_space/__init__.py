@@ -1,0 +1,7 @@
+"""Search spaces (config group ``space``)."""
+
+from nasx.search_space.base import Architecture as Architecture
+from nasx.search_space.base import SearchSpace as SearchSpace
+from nasx.search_space.nb201 import NB201Space as NB201Space
+
+__all__ = ["Architecture", "NB201Space", "SearchSpace"]

@@ -1,0 +1,125 @@
+"""The search-space contract: architectures as immutable values, and the space that builds them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """An immutable architecture: an integer gene per decision.
+
+    The genes are pymoo's ``X`` row; `SearchSpace.to_str` / `SearchSpace.parse` give the
+    canonical string used in logs, archives and file names.
+    """
+
+    genes: tuple[int, ...]
+
+    def encode(self) -> np.ndarray:
+        """The integer encoding as a numpy vector."""
+        return np.asarray(self.genes, dtype=np.int64)
+
+
+class SearchSpace(ABC):
+    """A family of architectures plus the weight-sharing supernet that contains them all.
+
+    Subclasses define the genes' bounds, the canonical string form, and how to build, sample
+    and extract networks. Sampling, mutation and crossover on the integer encoding are generic;
+    `_repair` lets a space enforce validity after each of them.
+    """
+
+    #: inclusive lower and upper bound of every gene
+    lower: np.ndarray
+    upper: np.ndarray
+    #: (channels, height, width) of one input image
+    input_shape: tuple[int, int, int]
+
+    @property
+    def n_var(self) -> int:
+        """Number of genes."""
+        return len(self.lower)
+
+    # --- values --------------------------------------------------------------------------
+    def decode(self, x: Sequence[int] | np.ndarray) -> Architecture:
+        """Architecture from an integer vector (rounded and clipped to the bounds)."""
+        arr = np.clip(np.rint(np.asarray(x, dtype=float)), self.lower, self.upper).astype(int)
+        return self._repair(Architecture(tuple(int(v) for v in arr)))
+
+    @abstractmethod
+    def to_str(self, arch: Architecture) -> str:
+        """Canonical string of ``arch``."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Architecture:
+        """Inverse of `to_str`; raises `nasx.errors.NasxError` naming the expected form."""
+
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """A uniformly random architecture."""
+        genes = rng.integers(self.lower, self.upper + 1)
+        return self._repair(Architecture(tuple(int(g) for g in genes)))
+
+    def mutation_choices(self, gene: int) -> np.ndarray:
+        """Values a mutation may draw for ``gene`` (all values by default)."""
+        return np.arange(self.lower[gene], self.upper[gene] + 1)
+
+    def mutate(self, arch: Architecture, rng: np.random.Generator, prob: float) -> Architecture:
+        """Re-draw each gene with probability ``prob`` from `mutation_choices`."""
+        genes = list(arch.genes)
+        for i in range(len(genes)):
+            if rng.random() < prob:
+                genes[i] = int(rng.choice(self.mutation_choices(i)))
+        return self._repair(Architecture(tuple(genes)))
+
+    def crossover(
+        self, a: Architecture, b: Architecture, rng: np.random.Generator
+    ) -> Architecture:
+        """Uniform crossover: each gene from either parent with probability 1/2."""
+        pick = rng.random(len(a.genes)) < 0.5
+        genes = tuple(x if p else y for x, y, p in zip(a.genes, b.genes, pick, strict=True))
+        return self._repair(Architecture(genes))
+
+    def _repair(self, arch: Architecture) -> Architecture:
+        """Make ``arch`` valid (identity by default)."""
+        return arch
+
+    # --- networks ------------------------------------------------------------------------
+    @abstractmethod
+    def build_supernet(self) -> nn.Module:
+        """A freshly initialised weight-sharing supernet; ``supernet(x, path)`` runs one path."""
+
+    @abstractmethod
+    def sample_path(self, rng: np.random.Generator) -> Any:
+        """A training path for the supernet (may differ per cell, as RLNAS samples)."""
+
+    @abstractmethod
+    def path_of(self, arch: Architecture) -> Any:
+        """The supernet path that runs ``arch`` everywhere."""
+
+    @abstractmethod
+    def extract(self, supernet: nn.Module, arch: Architecture) -> nn.Module:
+        """A stand-alone network with the supernet's weights whose output equals the path's."""
+
+    @abstractmethod
+    def build_network(self, arch: Architecture) -> nn.Module:
+        """A freshly initialised stand-alone network in its training form (for costs/retrain)."""
+
+    @abstractmethod
+    def angle_vector(
+        self, state: Mapping[str, torch.Tensor], arch: Architecture
+    ) -> torch.Tensor | None:
+        """Flat vector of the supernet weights on ``arch``'s paths (``None``: no path survives)."""
+
+    def ground_truth(self, arch: Architecture) -> dict[str, float]:
+        """Tabulated ground-truth values for ``arch`` (empty when the space has no table)."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description written next to each selected architecture."""
+        return {"space": type(self).__name__}

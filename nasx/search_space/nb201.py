@@ -1,0 +1,192 @@
+"""NAS-Bench-201: 5 operations on the 6 edges of a 4-node cell (15,625 cells)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasx.errors import NasxError
+from nasx.search_space._nb201_net import (
+    EDGES,
+    OPS,
+    NB201Network,
+    NB201Supernet,
+    edge_key,
+)
+from nasx.search_space._nb201_table import load_table
+from nasx.search_space.base import Architecture, SearchSpace
+
+#: input-to-output paths of the cell (RLNAS weight_angle.py), as node sequences
+ANGLE_PATHS: tuple[tuple[int, ...], ...] = ((0, 3), (0, 2, 3), (0, 1, 2, 3), (0, 1, 3))
+
+
+class NB201Space(SearchSpace):
+    """The NAS-Bench-201 cell space with RLNAS's SPOS supernet.
+
+    Args:
+        num_classes: classifier outputs (set from the dataset).
+        channels: channels of the first stage (16 in NB201).
+        cells_per_stage: search cells per stage, N (5 in NB201).
+        image_size: input height and width the network is built for (32 in NB201).
+        in_channels: input image channels.
+        mutate_to_none: whether mutation may draw ``none``; RLNAS's evolution never does
+            (``False``, the original behaviour), random sampling always may.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        image_size: int = 32,
+        in_channels: int = 3,
+        mutate_to_none: bool = False,
+    ) -> None:
+        for name, v in (("channels", channels), ("cells_per_stage", cells_per_stage),
+                        ("image_size", image_size), ("num_classes", num_classes)):
+            if v < 1:
+                raise ValueError(f"space.{name} must be >= 1, got {v}")
+        self.num_classes = num_classes
+        self.channels = channels
+        self.cells_per_stage = cells_per_stage
+        self.in_channels = in_channels
+        self.mutate_to_none = mutate_to_none
+        self.input_shape = (in_channels, image_size, image_size)
+        self.lower = np.zeros(len(EDGES), dtype=int)
+        self.upper = np.full(len(EDGES), len(OPS) - 1, dtype=int)
+
+    # --- values --------------------------------------------------------------------------
+    def to_str(self, arch: Architecture) -> str:
+        ops = [f"{OPS[k]}~{j}" for (_, j), k in zip(EDGES, arch.genes, strict=True)]
+        return f"|{ops[0]}|+|{ops[1]}|{ops[2]}|+|{ops[3]}|{ops[4]}|{ops[5]}|"
+
+    def parse(self, text: str) -> Architecture:
+        hint = "expected the NB201 form |op~0|+|op~0|op~1|+|op~0|op~1|op~2| with op in " + (
+            ", ".join(OPS)
+        )
+        nodes = text.strip().split("+")
+        if len(nodes) != 3:
+            raise NasxError(f"cannot parse architecture {text!r}: {hint}")
+        genes: list[int] = []
+        for i, node in enumerate(nodes, start=1):
+            parts = node.strip("|").split("|")
+            if len(parts) != i or not node.startswith("|") or not node.endswith("|"):
+                raise NasxError(f"cannot parse architecture {text!r}: {hint}")
+            for j, part in enumerate(parts):
+                op, _, src = part.partition("~")
+                if op not in OPS or src != str(j):
+                    raise NasxError(f"cannot parse architecture {text!r} at {part!r}: {hint}")
+                genes.append(OPS.index(op))
+        return Architecture(tuple(genes))
+
+    def mutation_choices(self, gene: int) -> np.ndarray:
+        return np.arange(0 if self.mutate_to_none else 1, len(OPS))
+
+    def index(self, arch: Architecture) -> int:
+        """The NAS-Bench-201 index of ``arch`` (row of the packaged table)."""
+        return load_table()[0][self.to_str(arch)]
+
+    def ground_truth(self, arch: Architecture) -> dict[str, float]:
+        index, rows = load_table()
+        return dict(rows[index[self.to_str(arch)]])
+
+    # --- networks ------------------------------------------------------------------------
+    def build_supernet(self) -> NB201Supernet:
+        return NB201Supernet(self.channels, self.cells_per_stage, self.in_channels,
+                             self.num_classes)
+
+    def sample_path(self, rng: np.random.Generator) -> list[tuple[int, ...]]:
+        """Independent ops per search cell; a node whose inputs are all ``none`` is re-drawn."""
+        return [self._sample_cell(rng) for _ in range(3 * self.cells_per_stage)]
+
+    @staticmethod
+    def _sample_cell(rng: np.random.Generator) -> tuple[int, ...]:
+        ops = [0] * len(EDGES)
+        for node in (1, 2, 3):
+            idx = [e for e, (i, _) in enumerate(EDGES) if i == node]
+            while True:
+                draw = rng.integers(0, len(OPS), size=len(idx))
+                if draw.any():
+                    break
+            for e, k in zip(idx, draw, strict=True):
+                ops[e] = int(k)
+        return tuple(ops)
+
+    def path_of(self, arch: Architecture) -> list[tuple[int, ...]]:
+        return [arch.genes] * (3 * self.cells_per_stage)
+
+    def extract(self, supernet: nn.Module, arch: Architecture) -> NB201Network:
+        net = NB201Network(arch.genes, self.channels, self.cells_per_stage, self.in_channels,
+                           self.num_classes, affine=False)
+        net.load_state_dict(self._subnet_state(supernet.state_dict(), arch))
+        return net.to(next(supernet.parameters()).device)
+
+    @staticmethod
+    def _subnet_state(
+        state: Mapping[str, torch.Tensor], arch: Architecture
+    ) -> dict[str, torch.Tensor]:
+        """Supernet keys ``cells.c.edges.E.k.rest`` become ``cells.c.edges.E.rest`` for k chosen."""
+        chosen = {edge_key(i, j): str(k) for (i, j), k in zip(EDGES, arch.genes, strict=True)}
+        out: dict[str, torch.Tensor] = {}
+        for key, value in state.items():
+            parts = key.split(".")
+            if len(parts) > 4 and parts[0] == "cells" and parts[2] == "edges":
+                if chosen[parts[3]] != parts[4]:
+                    continue
+                key = ".".join(parts[:4] + parts[5:])
+            out[key] = value.detach().clone()
+        return out
+
+    def build_network(self, arch: Architecture) -> NB201Network:
+        return NB201Network(arch.genes, self.channels, self.cells_per_stage, self.in_channels,
+                            self.num_classes, affine=True)
+
+    def angle_vector(
+        self, state: Mapping[str, torch.Tensor], arch: Architecture
+    ) -> torch.Tensor | None:
+        """RLNAS ``weight_angle.py`` for NB201: fixed segments plus conv weights on every path.
+
+        ``skip_connect`` adds nothing, ``avg_pool_3x3`` adds a constant 1/9 block of the 3x3 conv
+        shape, a path through ``none`` is dropped; ``None`` when every path is dropped.
+        """
+        genes = dict(zip(EDGES, arch.genes, strict=True))
+        live = [p for p in ANGLE_PATHS if all(genes[(b, a)] != 0 for a, b in zip(p, p[1:]))]
+        if not live:
+            return None
+        names = sorted({k.split(".")[1] for k in state if k.startswith("cells.")}, key=int)
+        search = [c for c in names if f"cells.{c}.edges.1<-0.3.1.weight" in state]
+        fixed = [c for c in names if c not in search]
+        segs = [state["stem.0.weight"], state["stem.1.weight"], state["stem.1.bias"]]
+        for c in fixed:
+            p = f"cells.{c}."
+            segs += [state[p + "conv_a.1.weight"], state[p + "conv_a.2.weight"],
+                     state[p + "conv_a.2.bias"], state[p + "conv_b.1.weight"],
+                     state[p + "conv_b.2.weight"], state[p + "conv_b.2.bias"],
+                     state[p + "downsample.1.weight"]]
+        for path in live:
+            for c in search:
+                for a, b in zip(path, path[1:]):
+                    k = genes[(b, a)]
+                    e = f"cells.{c}.edges.{edge_key(b, a)}"
+                    if OPS[k] in ("nor_conv_1x1", "nor_conv_3x3"):
+                        segs.append(state[f"{e}.{k}.1.weight"])
+                    elif OPS[k] == "avg_pool_3x3":
+                        shape = state[f"{e}.{OPS.index('nor_conv_3x3')}.1.weight"].shape
+                        segs.append(torch.full(shape, 1.0 / 9.0))
+        segs += [state["lastact.0.weight"], state["lastact.0.bias"],
+                 state["classifier.weight"], state["classifier.bias"]]
+        return torch.cat([s.detach().float().reshape(-1).cpu() for s in segs])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "space": "nb201",
+            "channels": self.channels,
+            "cells_per_stage": self.cells_per_stage,
+            "image_size": self.input_shape[1],
+            "in_channels": self.in_channels,
+            "num_classes": self.num_classes,
+        }
