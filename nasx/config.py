@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -35,7 +36,7 @@ class SupernetConfig:
     ``init_checkpoint``, gives the initial weights the angle metric needs).
     """
 
-    epochs: int = 250
+    epochs: int = 40
     lr: float = 0.025
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -124,8 +125,13 @@ def check_node(group: str, node: DictConfig) -> None:
     target = _target(str(node._target_))
     schema = builds(target, populate_full_signature=True,
                     zen_exclude=RUNTIME_ARGS.get(group, ()))
+    structured = OmegaConf.structured(schema)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD
+           for p in inspect.signature(target).parameters.values()):
+        # the target takes **kwargs (e.g. WandbLogger -> wandb.init): check the named ones only
+        node = OmegaConf.masked_copy(node, [k for k in node if k in structured])
     try:
-        OmegaConf.merge(OmegaConf.structured(schema), node)
+        OmegaConf.merge(structured, node)
     except OmegaConfBaseException as exc:
         msg = str(exc).splitlines()[0]
         key = getattr(exc, "full_key", None) or ""

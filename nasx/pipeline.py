@@ -79,6 +79,7 @@ def _check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
 def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Run the configured stages in ``run_dir``; returns a summary of what was produced."""
     run_dir = Path(run_dir).resolve()
+    _quiet_lightning()
     parts = build_parts(cfg)
     _check_run_dir(cfg, run_dir)
     stages = [str(getattr(s, "value", s)) for s in cfg.stages]
@@ -112,6 +113,15 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     finally:
         tracker.finish()
     return summary
+
+
+def _quiet_lightning() -> None:
+    """Let Lightning's messages reach the run's log handlers once, not twice."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+        lg.propagate = True
 
 
 def _build_logger(node: DictConfig, run_dir: Path) -> Any:

@@ -84,7 +84,8 @@ def train_supernet(
     last = sdir / "last.ckpt"
     if last.exists():
         log.info("supernet: resuming from %s", last)
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.exists() else None)
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.exists() else None,
+                weights_only=True)
     _save_checkpoint(trainer, final)
     log.info("supernet: trained %d epochs, weights in %s", sc.epochs, final)
     return final

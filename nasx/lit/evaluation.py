@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
@@ -37,7 +38,18 @@ class LightningRunner:
     """
 
     def __init__(self, accelerator: str = "cpu", precision: Any = "32-true") -> None:
-        self.trainer = L.Trainer(
+        # the device banner was printed by the training Trainer already
+        rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        level = rank_zero.level
+        rank_zero.setLevel(logging.WARNING)
+        try:
+            self.trainer = self._make_trainer(accelerator, precision)
+        finally:
+            rank_zero.setLevel(level)
+
+    @staticmethod
+    def _make_trainer(accelerator: str, precision: Any) -> L.Trainer:
+        return L.Trainer(
             accelerator=accelerator,
             devices=1,
             precision=precision,
