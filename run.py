@@ -22,7 +22,6 @@ def main(cfg: DictConfig) -> None:
     try:
         run(cfg, current_run_dir())
     except NasxError as exc:
-        log.error("%s", exc)
         print(f"nasx: error: {exc}", file=sys.stderr)
         sys.exit(2)
 

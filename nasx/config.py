@@ -50,9 +50,14 @@ class SupernetConfig:
 
 @dataclass
 class SelectConfig:
-    """Post-search selection: the non-dominated set and the ``n_tradeoffs`` best knees."""
+    """Post-search selection: the non-dominated set and the ``n_tradeoffs`` best knees.
+
+    ``archs`` adds architectures given by their canonical strings (exported with their
+    inherited weights whether or not the search evaluated them).
+    """
 
     n_tradeoffs: int = 3
+    archs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -149,6 +154,16 @@ def check_config(cfg: DictConfig) -> None:
         raise NasxError("objective.costs must be a list of cost nodes (may be empty)")
     for i, node in enumerate(costs):
         check_node(f"objective.costs[{i}]", node)
+    sc = cfg.supernet
+    if sc.epochs < 1:
+        raise NasxError(f"supernet.epochs={sc.epochs}: train at least one epoch (set it >= 1)")
+    if sc.lr <= 0:
+        raise NasxError(f"supernet.lr={sc.lr}: the learning rate must be > 0")
+    for key in ("eta_min", "momentum", "weight_decay"):
+        if sc[key] < 0:
+            raise NasxError(f"supernet.{key}={sc[key]} is negative: set it >= 0")
+    if cfg.select.n_tradeoffs < 0:
+        raise NasxError(f"select.n_tradeoffs={cfg.select.n_tradeoffs}: use a value >= 0")
     if cfg.surrogate.get("name", "none") != "none":
         raise NasxError(f"unknown surrogate {cfg.surrogate.name!r}: use surrogate=none")
 

@@ -46,6 +46,8 @@ def build_parts(cfg: DictConfig) -> Parts:
     metric = build("metric", cfg.metric)
     costs = [build("objective", c) for c in cfg.objective.costs]
     strategy = build("search", cfg.search)
+    for text in cfg.select.archs:
+        space.parse(text)  # a string that does not parse stops the run before any work
     return Parts(space, data, metric, costs, strategy)
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from nasx.config import build
 from nasx.data.base import ImageData
+from nasx.errors import NasxError
 from nasx.evaluator import Evaluator
 from nasx.io import Journal, save_torch_atomic, write_json_atomic, write_text_atomic
 from nasx.lit.supernet import SupernetLitModule
@@ -26,7 +27,7 @@ from nasx.plots import plot_hypervolume, plot_pareto
 from nasx.search.base import SearchStrategy
 from nasx.search_loop import SearchLoop
 from nasx.search_space.base import SearchSpace
-from nasx.select import select_architectures
+from nasx.select import Selection, select_architectures
 from nasx.supernet.sampler import UniformPathSampler
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ def train_supernet(
         log.info("supernet: %s exists, skipping training", final)
         return final
     sc = cfg.supernet
-    if sc.epochs < 1:
-        raise ValueError("supernet.epochs must be >= 1")
     labels = data.random_labels(cfg.seed) if sc.random_labels else None
     loader = data.train_loader(seed=cfg.seed, labels=labels)
     module = SupernetLitModule(
@@ -138,9 +137,16 @@ def run_select(
         log.info("select: %s exists, skipping", marker)
         return json.loads(marker.read_text())
     records = Journal(run_dir / "search" / "evaluations.jsonl").read()
-    if not records:
-        raise ValueError("select: no evaluated architectures; run the search stage first")
+    if not records and not cfg.select.archs:
+        raise NasxError(
+            f"select: no evaluated architectures in {run_dir / 'search'}: run the search stage "
+            "first (stages=[search,select]) or name architectures with select.archs=[...]"
+        )
     chosen = select_architectures(records, cfg.select.n_tradeoffs)
+    known = {r["arch"]: r for r in records if not r.get("failed")}
+    for k, text in enumerate(cfg.select.archs):
+        key = space.to_str(space.parse(text))
+        chosen.append(Selection(f"given_{k:02d}", known.get(key, {"arch": key}), ("given",)))
     rows = []
     for sel in chosen:
         arch = space.parse(sel.record["arch"])
@@ -155,9 +161,9 @@ def run_select(
             save_torch_atomic(out / "weights.pt", {"state_dict": net.state_dict()})
         rows.append({"name": sel.name, "arch": sel.record["arch"],
                      "reasons": "+".join(sel.reasons),
-                     **sel.record["metric"], **sel.record["objectives"]})
+                     **sel.record.get("metric", {}), **sel.record.get("objectives", {})})
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(fdir / "front.csv", buf.getvalue())

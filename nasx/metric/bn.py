@@ -24,6 +24,7 @@ def recalibrate_bn(
     with ``momentum=None`` an exact cumulative average. Leaves ``net`` in ``eval()`` mode.
     """
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = momentum
@@ -33,6 +34,6 @@ def recalibrate_bn(
         if k >= batches:
             break
         net(x.to(device) if device is not None else x)
-    for m in bns:
-        m.momentum = 0.1
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
     return net.eval()

@@ -73,8 +73,10 @@ class NB201Space(SearchSpace):
             raise NasxError(f"cannot parse architecture {text!r}: {hint}")
         genes: list[int] = []
         for i, node in enumerate(nodes, start=1):
-            parts = node.strip("|").split("|")
-            if len(parts) != i or not node.startswith("|") or not node.endswith("|"):
+            if len(node) < 2 or not node.startswith("|") or not node.endswith("|"):
+                raise NasxError(f"cannot parse architecture {text!r}: {hint}")
+            parts = node[1:-1].split("|")
+            if len(parts) != i:
                 raise NasxError(f"cannot parse architecture {text!r}: {hint}")
             for j, part in enumerate(parts):
                 op, _, src = part.partition("~")
@@ -150,8 +152,9 @@ class NB201Space(SearchSpace):
     ) -> torch.Tensor | None:
         """RLNAS ``weight_angle.py`` for NB201: fixed segments plus conv weights on every path.
 
-        ``skip_connect`` adds nothing, ``avg_pool_3x3`` adds a constant 1/9 block of the 3x3 conv
-        shape, a path through ``none`` is dropped; ``None`` when every path is dropped.
+        ``skip_connect`` adds nothing, ``avg_pool_3x3`` adds a constant 1/9 block of shape
+        ``[C_out, 3, 3]`` (as RLNAS), a path through ``none`` is dropped; ``None`` when every
+        path is dropped.
         """
         genes = dict(zip(EDGES, arch.genes, strict=True))
         live = [p for p in ANGLE_PATHS if all(genes[(b, a)] != 0 for a, b in zip(p, p[1:]))]
@@ -175,8 +178,9 @@ class NB201Space(SearchSpace):
                     if OPS[k] in ("nor_conv_1x1", "nor_conv_3x3"):
                         segs.append(state[f"{e}.{k}.1.weight"])
                     elif OPS[k] == "avg_pool_3x3":
-                        shape = state[f"{e}.{OPS.index('nor_conv_3x3')}.1.weight"].shape
-                        segs.append(torch.full(shape, 1.0 / 9.0))
+                        # RLNAS: the 3x3 conv weight's shape without its input channels
+                        w = state[f"{e}.{OPS.index('nor_conv_3x3')}.1.weight"]
+                        segs.append(torch.full((w.shape[0], *w.shape[2:]), 1.0 / 9.0))
         segs += [state["lastact.0.weight"], state["lastact.0.bias"],
                  state["classifier.weight"], state["classifier.bias"]]
         return torch.cat([s.detach().float().reshape(-1).cpu() for s in segs])
