@@ -152,8 +152,13 @@ def _metric_context(
     from nasx.io import load_state_dict
     from nasx.lit.evaluation import LightningRunner
 
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
     accelerator = str(cfg.trainer.get("accelerator", "cpu"))
-    runner = LightningRunner(accelerator=accelerator)
+    try:
+        runner = LightningRunner(accelerator=accelerator)
+    except MisconfigurationException as exc:
+        raise NasxError(f"cannot evaluate on {accelerator!r} here ({exc}): use trainer=cpu") from exc
     device = runner.device
     init_state = None
     if supernet is not None and init.exists():

@@ -13,6 +13,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 from torch import nn
 
@@ -77,9 +78,13 @@ def train_supernet(
         callbacks.append(RichProgressBar(leave=True))
     # runtime objects are bound after instantiation: OmegaConf cannot merge loggers/callbacks
     make_trainer = build("trainer", cfg.trainer, _partial_=True)
-    trainer = make_trainer(max_epochs=sc.epochs, logger=logger if logger is not None else False,
-                           callbacks=callbacks, gradient_clip_val=sc.grad_clip,
-                           default_root_dir=str(sdir), enable_progress_bar=bool(cfg.progress))
+    try:
+        trainer = make_trainer(max_epochs=sc.epochs, logger=logger if logger is not None else False,
+                               callbacks=callbacks, gradient_clip_val=sc.grad_clip,
+                               default_root_dir=str(sdir),
+                               enable_progress_bar=bool(cfg.progress))
+    except MisconfigurationException as exc:
+        raise NasxError(f"the trainer cannot start here ({exc}): use trainer=cpu") from exc
     last = sdir / "last.ckpt"
     if last.exists():
         log.info("supernet: resuming from %s", last)

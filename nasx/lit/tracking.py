@@ -35,6 +35,7 @@ class SearchTracker:
             for name, value in best["objectives"].items():
                 metrics[f"search/best_{name}"] = value
         self.logger.log_metrics(metrics)
+        self.logger.save()  # file loggers (CSV) buffer until saved; training already finalised
 
     def archive(self, records: list[dict[str, Any]], plots: list[Path]) -> None:
         """Log the archive as a table and the plots as images (W&B only; CSV has the files)."""

@@ -1,0 +1,472 @@
+"""Supernet training throughput: nasx's Lightning module against a plain PyTorch loop.
+
+Both sides train the same NB201 supernet (identical initial weights) on the same batches
+(``ImageData.train_loader`` with the same seed) along the same sampled paths
+(``UniformPathSampler``: path = f(seed, step)), with the same optimiser and schedule as
+``nasx.stages.train_supernet`` (SGD Nesterov, lr 0.025, momentum 0.9, weight decay 5e-4, cosine
+annealing per epoch to 0.001), for the same number of epochs. The Lightning side is
+``SupernetLitModule`` under a bare ``lightning.Trainer`` on the CPU; the plain side is the
+straightforward ``loss = CE(net(x, path), y); zero_grad; backward; step`` loop.
+
+After one warm-up run of each, the runs are interleaved (plain, Lightning, plain, ...) so that
+drifting machine load hits both alike; the medians of steps/s are reported with their ratio
+(Lightning / plain), together with the largest absolute difference between the final weights
+of the two sides, which shows that they did the same work.
+
+Usage::
+
+    WANDB_MODE=disabled .venv/bin/python benchmarks/supernet_throughput.py [--repeats 3]
+        [--epochs E] [--quick] [--write-results]
+
+``--write-results`` replaces this benchmark's section of ``benchmarks/RESULTS.md`` (between
+its ``<!-- supernet_throughput:start -->`` and ``<!-- supernet_throughput:end -->`` markers)
+and keeps the rest of the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import logging
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from nasx.data import DigitsData, FakeData
+from nasx.data.base import ImageData
+from nasx.lit.supernet import SupernetLitModule
+from nasx.search_space.nb201 import NB201Space
+from nasx.supernet.sampler import UniformPathSampler
+
+#: the optimiser and schedule of ``conf/supernet/spos.yaml`` (RLNAS NB201)
+LR, MOMENTUM, WEIGHT_DECAY, NESTEROV, ETA_MIN = 0.025, 0.9, 5e-4, True, 0.001
+SEED = 0
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+START, END = "<!-- supernet_throughput:start -->", "<!-- supernet_throughput:end -->"
+TITLE = "Supernet training throughput (nasx Lightning vs plain PyTorch)"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmark setting: a search space, a dataset, and how long to train."""
+
+    name: str
+    make_data: Callable[[], ImageData]
+    channels: int
+    cells_per_stage: int
+    image_size: int
+    in_channels: int
+    epochs: int
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything both sides share: the space, the prepared data, the initial weights."""
+
+    space: NB201Space
+    data: ImageData
+    init_state: dict[str, torch.Tensor]
+    sampler: UniformPathSampler
+    steps_per_epoch: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed training run."""
+
+    steps: int
+    total_s: float  # optimiser (plain) or module and Trainer (Lightning) construction to the end
+    loop_s: float  # the epoch loop only (Lightning: on_train_start to on_train_end)
+    state: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One configuration's timed runs, paired in the order they ran."""
+
+    config: Config
+    plain: list[Run]
+    lightning: list[Run]
+    max_abs_diff: float
+
+    @property
+    def steps(self) -> int:
+        return self.plain[0].steps
+
+    def rate(self, side: str, loop: bool = False) -> float:
+        """Median steps/s of ``side`` (``plain`` or ``lightning``), whole run or loop only."""
+        runs: list[Run] = getattr(self, side)
+        return statistics.median(r.steps / (r.loop_s if loop else r.total_s) for r in runs)
+
+    @property
+    def ratio(self) -> float:
+        return self.rate("lightning") / self.rate("plain")
+
+    @property
+    def loop_ratio(self) -> float:
+        return self.rate("lightning", loop=True) / self.rate("plain", loop=True)
+
+    @property
+    def pair_ratios(self) -> list[float]:
+        """Lightning/plain steps/s of each back-to-back pair: the run-to-run noise."""
+        return [p.total_s / q.total_s for p, q in zip(self.plain, self.lightning, strict=True)]
+
+
+def configs(quick: bool) -> list[Config]:
+    """The default CPU job's setting (``space=nb201_cpu dataset=digits``) and the paper network.
+
+    Like the pipeline, the space takes 3 input channels; the grey digits are expanded to 3.
+    """
+    if quick:  # a smoke check: tiny networks, 1 step per epoch, 2 epochs (an epoch boundary)
+        return [
+            Config("digits, NB201 C=4 N=1, 8px (quick)", lambda: DigitsData(batch_size=512),
+                   channels=4, cells_per_stage=1, image_size=8, in_channels=3, epochs=2),
+            Config("fake-128, NB201 C=4 N=2, 8px (quick)",
+                   lambda: FakeData(num_train=128, size=8, num_classes=10, batch_size=64),
+                   channels=4, cells_per_stage=2, image_size=8, in_channels=3, epochs=2),
+        ]  # fmt: skip
+    return [
+        Config("digits, NB201 C=16 N=1, 16px", lambda: DigitsData(),
+               channels=16, cells_per_stage=1, image_size=16, in_channels=3, epochs=10),
+        Config("fake-512, NB201 C=16 N=5, 32px",
+               lambda: FakeData(num_train=512, size=32, num_classes=10),
+               channels=16, cells_per_stage=5, image_size=32, in_channels=3, epochs=2),
+    ]  # fmt: skip
+
+
+def prepare(cfg: Config) -> Setup:
+    data = cfg.make_data()
+    space = NB201Space(
+        num_classes=data.num_classes,
+        channels=cfg.channels,
+        cells_per_stage=cfg.cells_per_stage,
+        image_size=cfg.image_size,
+        in_channels=cfg.in_channels,
+    )
+    data.setup(cfg.image_size, cfg.in_channels)
+    with torch.random.fork_rng():  # seeded init that leaves the caller's RNG state alone
+        torch.manual_seed(SEED)
+        init = snapshot(space.build_supernet())
+    steps_per_epoch = len(data.train_loader(seed=SEED))
+    return Setup(space, data, init, UniformPathSampler(space, SEED), steps_per_epoch)
+
+
+def fresh_net(setup: Setup) -> nn.Module:
+    net = setup.space.build_supernet()
+    net.load_state_dict(setup.init_state)
+    return net
+
+
+def snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def run_plain(setup: Setup, epochs: int) -> Run:
+    net = fresh_net(setup)
+    t0 = time.perf_counter()
+    net.train()
+    opt = torch.optim.SGD(
+        net.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, nesterov=NESTEROV
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=ETA_MIN)
+    loader = setup.data.train_loader(seed=SEED)
+    sampler, n_batches = setup.sampler, setup.steps_per_epoch
+    step = 0
+    t1 = time.perf_counter()
+    for _ in range(epochs):
+        # Lightning ends an epoch after len(loader) batches without the final next() that a for
+        # loop makes; that call runs the tail of RandomSampler.__iter__, which draws one more
+        # randperm from the loader's generator, so a bare ``for`` would shuffle epochs >= 2
+        # differently. islice stops where Lightning does: same batches, same shuffles.
+        for x, y in itertools.islice(loader, n_batches):
+            loss = nn.functional.cross_entropy(net(x, sampler(step)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+        sched.step()
+    t2 = time.perf_counter()
+    return Run(step, t2 - t0, t2 - t1, snapshot(net))
+
+
+class _LoopTimer(Callback):
+    """Times the fit loop proper, leaving out Trainer construction, setup and teardown."""
+
+    def __init__(self) -> None:
+        self.start = self.end = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.end = time.perf_counter()
+
+
+def run_lightning(setup: Setup, epochs: int) -> Run:
+    net = fresh_net(setup)
+    timer = _LoopTimer()
+    t0 = time.perf_counter()
+    module = SupernetLitModule(
+        net,
+        setup.sampler,
+        lr=LR,
+        momentum=MOMENTUM,
+        weight_decay=WEIGHT_DECAY,
+        nesterov=NESTEROV,
+        epochs=epochs,
+        eta_min=ETA_MIN,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(module, train_dataloaders=setup.data.train_loader(seed=SEED))
+    t2 = time.perf_counter()
+    if trainer.global_step != epochs * setup.steps_per_epoch:
+        raise RuntimeError(
+            f"Lightning ran {trainer.global_step} steps, expected {epochs * setup.steps_per_epoch}"
+        )
+    return Run(trainer.global_step, t2 - t0, timer.end - timer.start, snapshot(module.net))
+
+
+def max_abs_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    if a.keys() != b.keys():
+        raise RuntimeError("the two sides ended with different state-dict keys")
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+
+
+def bench(cfg: Config, repeats: int, epochs: int | None) -> Result:
+    setup = prepare(cfg)
+    e = cfg.epochs if epochs is None else epochs
+    run_plain(setup, e)  # warm-up: first-call costs (allocator, oneDNN kernels) hit both
+    run_lightning(setup, e)
+    plain: list[Run] = []
+    lit: list[Run] = []
+    for _ in range(repeats):
+        plain.append(run_plain(setup, e))
+        lit.append(run_lightning(setup, e))
+    # every run starts from the same weights, batches and paths, so all must end alike
+    diff = max(max_abs_diff(p.state, q.state) for p in plain for q in lit)
+    return Result(cfg, plain, lit, diff)
+
+
+# --- reporting ------------------------------------------------------------------------------
+def machine() -> dict[str, str]:
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        nproc = str(os.cpu_count())
+    model = platform.processor() or "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in out.splitlines()
+                if ln.lower().startswith("model name")
+            ),
+            model,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return {
+        "nproc": nproc,
+        "cpu": model,
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "threads": str(torch.get_num_threads()),
+        "python": platform.python_version(),
+    }
+
+
+def table(results: Sequence[Result]) -> str:
+    rows = [
+        "| config | steps | plain steps/s | lightning steps/s | ratio (L/plain) "
+        "| pairwise ratios (min-max) | in-loop ratio | final weight max-abs-diff |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        pairs = r.pair_ratios
+        rows.append(
+            f"| {r.config.name} | {r.steps} | {r.rate('plain'):.2f} | {r.rate('lightning'):.2f} "
+            f"| {r.ratio:.3f} | {min(pairs):.2f}-{max(pairs):.2f} | {r.loop_ratio:.3f} "
+            f"| {r.max_abs_diff:.1e} |"
+        )
+    return "\n".join(rows)
+
+
+def fixed_overhead_s(r: Result) -> float:
+    """Median one-off cost outside the epoch loop, Lightning minus plain, in seconds."""
+    med = statistics.median
+    return med(q.total_s - q.loop_s for q in r.lightning) - med(
+        p.total_s - p.loop_s for p in r.plain
+    )
+
+
+def interpretation(results: Sequence[Result]) -> str:
+    parts = []
+    for r in results:
+        plain_ms = 1000.0 / r.rate("plain", loop=True)
+        extra_ms = 1000.0 / r.rate("lightning", loop=True) - plain_ms
+        pairs = r.pair_ratios
+        noise = (
+            f"; the back-to-back pairs range from {min(pairs):.2f} to {max(pairs):.2f}, so "
+            "this is within run-to-run noise"
+            if min(pairs) <= 1.0 <= max(pairs)
+            else ""
+        )
+        parts.append(
+            f"on *{r.config.name}* Lightning runs at {100 * r.ratio:.0f}% of the plain loop's "
+            f"end-to-end speed ({100 * r.loop_ratio:.0f}% inside the epoch loop, "
+            f"{extra_ms:+.1f} ms on a {plain_ms:.0f} ms step, plus "
+            f"{fixed_overhead_s(r):.2f} s of one-off Trainer construction, setup and teardown "
+            f"per fit{noise})"
+        )
+    return (
+        "Both sides did the same work (identical batches, paths and updates: the final weights "
+        "agree to the max-abs-diff shown), so the ratio is Lightning's own cost: "
+        + "; ".join(parts)
+        + ". "
+        "Lightning's extras per step (loop hooks, the optimiser closure, the two `self.log` "
+        "calls of `training_step` with their per-epoch aggregation, the data fetcher) take a "
+        "roughly constant time, so their share shrinks as steps get longer; the one-off "
+        "Trainer cost is paid once per `fit` and matters only for short runs."
+    )
+
+
+def section(
+    results: Sequence[Result],
+    info: dict[str, str],
+    command: str,
+    repeats: int,
+    load: tuple[float, float],
+) -> str:
+    return "\n".join(
+        [
+            START,
+            f"## {TITLE}",
+            "",
+            f"- Date: {dt.date.today().isoformat()}",
+            f"- Machine: {info['nproc']}-core CPU ({info['cpu']}), torch {info['torch']} "
+            f"({info['threads']} threads, the default), lightning {info['lightning']}, "
+            f"Python {info['python']}; 1-minute load average {load[0]:.2f} at the start and "
+            f"{load[1]:.2f} at the end",
+            f"- Command: `{command}`",
+            f"- Method: one warm-up run of each side, then {repeats} interleaved repeats "
+            "(plain, Lightning, plain, ...); medians of steps/s. *steps/s* counts the whole "
+            "run (optimiser or Trainer construction to the end of training), *in-loop ratio* "
+            "only the epoch loop (Lightning: `on_train_start` to `on_train_end`). Same initial "
+            "weights, batches (`train_loader(seed=0)`), paths (`UniformPathSampler(space, 0)`), "
+            "SGD Nesterov lr 0.025, momentum 0.9, wd 5e-4, per-epoch cosine to 0.001.",
+            "",
+            table(results),
+            "",
+            interpretation(results),
+            END,
+        ]
+    )
+
+
+def write_results(text: str, path: Path) -> None:
+    old = path.read_text() if path.exists() else "# nasx benchmark results\n"
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        new = head + text + rest.split(END, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    path.write_text(new)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed runs of each side, medians reported (default: 3; 1 with --quick)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs of every config (default: 10 on digits, 2 on fake-512)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny networks, 2 epochs of 1 step, 1 repeat (a smoke check in seconds)",
+    )
+    p.add_argument(
+        "--write-results", action="store_true", help="replace this benchmark's section of --results"
+    )
+    p.add_argument("--results", type=Path, default=RESULTS, help="the results file")
+    args = p.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    if args.repeats < 1 or (args.epochs is not None and args.epochs < 1):
+        p.error("--repeats and --epochs must be >= 1")
+    return args
+
+
+def quiet_lightning() -> None:
+    """Hide Lightning's device banner and warnings that are not about this benchmark."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Lightning 2.6 builds torch's deprecated LeafSpec on every step; not ours to fix
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def main(argv: Sequence[str] | None = None) -> list[Result]:
+    args = parse_args(argv)
+    quiet_lightning()
+    info = machine()
+    repeats = args.repeats
+    print(
+        f"torch {info['torch']} ({torch.get_num_threads()} threads), "
+        f"lightning {info['lightning']}, {info['nproc']} CPUs ({info['cpu']})"
+    )
+    load0 = os.getloadavg()[0]
+    results = []
+    for cfg in configs(args.quick):
+        r = bench(cfg, repeats, args.epochs)
+        print(
+            f"{cfg.name}: plain {r.rate('plain'):.2f} steps/s, lightning "
+            f"{r.rate('lightning'):.2f} steps/s, ratio {r.ratio:.3f}, max abs diff "
+            f"{r.max_abs_diff:.1e}",
+            flush=True,
+        )
+        results.append(r)
+    load1 = os.getloadavg()[0]
+    print()
+    print(table(results))
+    print(f"\n1-minute load average: {load0:.2f} at the start, {load1:.2f} at the end")
+    if args.write_results:
+        shown = ["benchmarks/supernet_throughput.py", *(argv if argv is not None else sys.argv[1:])]
+        command = "WANDB_MODE=disabled python " + shlex.join(shown)
+        write_results(section(results, info, command, repeats, (load0, load1)), args.results)
+        print(f"wrote {args.results}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
