@@ -99,6 +99,9 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         final, init = _supernet_paths(cfg, run_dir)
         supernet = None
         if {"search", "select"} & set(stages) and parts.metric.needs_supernet:
+            if cfg.supernet.checkpoint is not None and not final.exists():
+                raise NasxError(f"supernet.checkpoint={final} does not exist: point it at the "
+                                "final.ckpt of a trained supernet")
             if not final.exists():
                 raise NasxError(
                     f"no trained supernet at {final}: add supernet to stages or pass "

@@ -46,9 +46,9 @@ class _SaveInitial(Callback):
 
 
 def _save_checkpoint(trainer: L.Trainer, path: Path) -> None:
-    """Lightning checkpoint written atomically (temporary file, then rename)."""
+    """Lightning checkpoint of the weights only, written atomically (temporary file, rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    trainer.save_checkpoint(tmp)
+    trainer.save_checkpoint(tmp, weights_only=True)
     os.replace(tmp, path)
 
 
