@@ -95,3 +95,14 @@ def test_conf_tree_has_no_stray_files() -> None:
     stray = [p for p in CONF.rglob("*") if p.is_file() and p.suffix != ".yaml"]
     assert stray == [], stray
     assert all(Path(CONF / g).is_dir() for g in GROUPS)
+
+
+EXAMPLE_CONF = CONF.parent / "examples" / "extending" / "conf"
+EXAMPLES = [(p.parent.name, p.stem) for p in sorted(EXAMPLE_CONF.glob("*/*.yaml"))]
+
+
+@pytest.mark.parametrize(("group", "option"), EXAMPLES, ids=[f"{g}={o}" for g, o in EXAMPLES])
+def test_example_option_composes_and_instantiates(compose_cfg, group: str, option: str) -> None:
+    cfg = compose_cfg(f"hydra.searchpath=[file://{EXAMPLE_CONF}]", f"{group}={option}")
+    parts = build_parts(cfg)
+    assert parts.space.n_var >= 1 and parts.data.num_classes >= 2

@@ -1,0 +1,1 @@
+"""Examples: user extensions of nasx (see README, "Extending nasx")."""
