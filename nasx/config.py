@@ -105,8 +105,14 @@ TARGET_GROUPS = ("space", "dataset", "metric", "search", "trainer", "logger")
 #: arguments supplied by the pipeline at instantiation, not by the config
 RUNTIME_ARGS = {
     "space": ("num_classes",),
-    "trainer": ("callbacks", "logger", "max_epochs", "gradient_clip_val", "default_root_dir",
-                "enable_progress_bar"),
+    "trainer": (
+        "callbacks",
+        "logger",
+        "max_epochs",
+        "gradient_clip_val",
+        "default_root_dir",
+        "enable_progress_bar",
+    ),
     "logger": ("save_dir",),
 }
 
@@ -116,7 +122,9 @@ def _target(path: str) -> Any:
     try:
         return getattr(importlib.import_module(mod), name)
     except (ImportError, AttributeError) as exc:
-        raise NasxError(f"_target_ {path!r} cannot be imported ({exc}): fix the class path") from exc
+        raise NasxError(
+            f"_target_ {path!r} cannot be imported ({exc}): fix the class path"
+        ) from exc
 
 
 def check_node(group: str, node: DictConfig) -> None:
@@ -128,13 +136,14 @@ def check_node(group: str, node: DictConfig) -> None:
     if "_target_" not in node:
         raise NasxError(f"config group {group!r} has no _target_: set {group}._target_")
     target = _target(str(node._target_))
-    schema = builds(target, populate_full_signature=True,
-                    zen_exclude=RUNTIME_ARGS.get(group, ()))
+    schema = builds(target, populate_full_signature=True, zen_exclude=RUNTIME_ARGS.get(group, ()))
     structured = OmegaConf.structured(schema)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD
-           for p in inspect.signature(target).parameters.values()):
+    if any(
+        p.kind is inspect.Parameter.VAR_KEYWORD
+        for p in inspect.signature(target).parameters.values()
+    ):
         # the target takes **kwargs (e.g. WandbLogger -> wandb.init): check the named ones only
-        node = OmegaConf.masked_copy(node, [k for k in node if k in structured])
+        node = OmegaConf.masked_copy(node, [str(k) for k in node if str(k) in structured])
     try:
         OmegaConf.merge(structured, node)
     except OmegaConfBaseException as exc:
@@ -175,7 +184,7 @@ def build(group: str, node: Any, **runtime: Any) -> Any:
     except InstantiationException as exc:
         cause = exc.__cause__ or exc
         if isinstance(cause, NasxError):
-            raise cause
+            raise cause from None
         raise NasxError(f"invalid {group} config: {cause}") from exc
 
 
@@ -185,4 +194,4 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     assert isinstance(keep, dict)
     for key in ("stages", "progress", "logger", "trainer", "select"):
         keep.pop(key, None)
-    return keep
+    return {str(k): v for k, v in keep.items()}

@@ -68,13 +68,21 @@ class Evaluator:
             metric = self.metric(arch, self.ctx, arch_generator(self.seed, arch))
             costs = {c.name: c(arch, self.space) for c in self.costs}
         except Exception as exc:  # recorded with its reason; the search goes on
-            rec.update(failed=True, error=f"{type(exc).__name__}: {exc}",
-                       traceback=traceback.format_exc(), F=[FAILED_VALUE] * self.n_obj)
+            rec.update(
+                failed=True,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+                F=[FAILED_VALUE] * self.n_obj,
+            )
             return rec
         score = metric[self.metric.name]
         if not np.isfinite(score):
-            rec.update(failed=True, error=f"metric {self.metric.name} is {score}",
-                       F=[FAILED_VALUE] * self.n_obj, metric=metric)
+            rec.update(
+                failed=True,
+                error=f"metric {self.metric.name} is {score}",
+                F=[FAILED_VALUE] * self.n_obj,
+                metric=metric,
+            )
             return rec
         f0 = -score if self.metric.higher_is_better else score
         rec.update(
@@ -82,8 +90,11 @@ class Evaluator:
             metric=metric,
             objectives=costs,
             F=[f0, *costs.values()],
-            ground_truth={k: v for k, v in self.space.ground_truth(arch).items()
-                          if not k.startswith("latency")},
+            ground_truth={
+                k: v
+                for k, v in self.space.ground_truth(arch).items()
+                if not k.startswith("latency")
+            },
             seconds=round(time.perf_counter() - start, 4),
         )
         return rec

@@ -28,8 +28,11 @@ class RunDirCheck(Callback):
     def _check(self, path: str, key: str) -> None:
         reason = _make_writable_dir(Path(path))
         if reason is not None:
-            print(f"nasx: error: the output directory {path} is not writable ({reason}): "
-                  f"choose another with {key}=<path>", file=sys.stderr)
+            print(
+                f"nasx: error: the output directory {path} is not writable ({reason}): "
+                f"choose another with {key}=<path>",
+                file=sys.stderr,
+            )
             sys.exit(2)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:

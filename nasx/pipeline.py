@@ -68,8 +68,9 @@ def _check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
     if stamp.exists():
         previous = json.loads(stamp.read_text())
         if previous != current:
-            changed = sorted(k for k in set(previous) | set(current)
-                             if previous.get(k) != current.get(k))
+            changed = sorted(
+                k for k in set(previous) | set(current) if previous.get(k) != current.get(k)
+            )
             raise NasxError(
                 f"run directory {run_dir} holds a run with a different config (differs in: "
                 f"{', '.join(changed)}): pass hydra.run.dir=<new path> or delete that directory"
@@ -100,8 +101,10 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         supernet = None
         if {"search", "select"} & set(stages) and parts.metric.needs_supernet:
             if cfg.supernet.checkpoint is not None and not final.exists():
-                raise NasxError(f"supernet.checkpoint={final} does not exist: point it at the "
-                                "final.ckpt of a trained supernet")
+                raise NasxError(
+                    f"supernet.checkpoint={final} does not exist: point it at the "
+                    "final.ckpt of a trained supernet"
+                )
             if not final.exists():
                 raise NasxError(
                     f"no trained supernet at {final}: add supernet to stages or pass "
@@ -144,24 +147,29 @@ def _supernet_paths(cfg: DictConfig, run_dir: Path) -> tuple[Path, Path]:
     if cfg.supernet.checkpoint is None:
         return run_dir / "supernet" / "final.ckpt", run_dir / "supernet" / "init.ckpt"
     final = Path(cfg.supernet.checkpoint).expanduser().resolve()
-    init = (Path(cfg.supernet.init_checkpoint).expanduser().resolve()
-            if cfg.supernet.init_checkpoint else final.parent / "init.ckpt")
+    init = (
+        Path(cfg.supernet.init_checkpoint).expanduser().resolve()
+        if cfg.supernet.init_checkpoint
+        else final.parent / "init.ckpt"
+    )
     return final, init
 
 
 def _metric_context(
     cfg: DictConfig, parts: Parts, supernet: torch.nn.Module | None, init: Path
 ) -> MetricContext:
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
     from nasx.io import load_state_dict
     from nasx.lit.evaluation import LightningRunner
-
-    from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
     accelerator = str(cfg.trainer.get("accelerator", "cpu"))
     try:
         runner = LightningRunner(accelerator=accelerator)
     except MisconfigurationException as exc:
-        raise NasxError(f"cannot evaluate on {accelerator!r} here ({exc}): use trainer=cpu") from exc
+        raise NasxError(
+            f"cannot evaluate on {accelerator!r} here ({exc}): use trainer=cpu"
+        ) from exc
     device = runner.device
     init_state = None
     if supernet is not None and init.exists():
@@ -173,8 +181,14 @@ def _metric_context(
             "pass supernet.init_checkpoint=<path>"
         )
     net = supernet.to(device) if supernet is not None else torch.nn.Identity()
-    return MetricContext(space=parts.space, supernet=net, data=parts.data, runner=runner,
-                         init_state=init_state, device=device)
+    return MetricContext(
+        space=parts.space,
+        supernet=net,
+        data=parts.data,
+        runner=runner,
+        init_state=init_state,
+        device=device,
+    )
 
 
 def current_run_dir() -> Path:

@@ -26,8 +26,13 @@ def plot_pareto(records: list[dict[str, Any]], names: list[str], path: Path) -> 
     y = -F[:, 0] if names[0].startswith("-") else F[:, 0]
     if F.shape[1] == 1:
         ax.plot(np.arange(len(y)), y, ".", alpha=0.6, label="evaluated")
-        ax.plot(np.arange(len(y)), np.maximum.accumulate(y) if names[0].startswith("-")
-                else np.minimum.accumulate(y), "-", color="C3", label="best so far")
+        ax.plot(
+            np.arange(len(y)),
+            np.maximum.accumulate(y) if names[0].startswith("-") else np.minimum.accumulate(y),
+            "-",
+            color="C3",
+            label="best so far",
+        )
         ax.set_xlabel("evaluation")
     else:
         front = non_dominated(F) if len(F) else np.zeros(0, dtype=int)

@@ -64,9 +64,14 @@ class SearchLoop:
         budget = self.strategy.n_evals
         ref: np.ndarray | None = None
         stalled = 0
-        bar = Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                       disable=not self.progress)
+        bar = Progress(
+            TextColumn("[bold]search"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            disable=not self.progress,
+        )
         with bar:
             task = bar.add_task("search", total=budget, info="")
             iteration = 0
@@ -81,8 +86,9 @@ class SearchLoop:
                 for key in new[:room]:
                     rec = cached.get(key)
                     if rec is None:
-                        rec = dict(self.evaluator(by_key[key]), iteration=iteration,
-                                   order=len(records))
+                        rec = dict(
+                            self.evaluator(by_key[key]), iteration=iteration, order=len(records)
+                        )
                         self.journal.append(rec)
                         if rec["failed"]:
                             self._write_failure(rec)
@@ -128,7 +134,7 @@ class SearchLoop:
     ) -> dict[str, Any]:
         ok = [r for r in records.values() if not r["failed"]]
         F = np.array([r["F"] for r in ok]).reshape(len(ok), self.evaluator.n_obj)
-        hv = hypervolume(F[np.all(F <= ref, axis=1)], ref) if ref is not None else 0.0
+        hv = hypervolume(F[np.all(ref >= F, axis=1)], ref) if ref is not None else 0.0
         best = min(ok, key=lambda r: r["F"][0]) if ok else None
         summary = {
             "iteration": iteration,
@@ -141,7 +147,12 @@ class SearchLoop:
             "candidates": candidates,
             "surrogate": None,
         }
-        write_json_atomic(self.out_dir / f"iter_{iteration}.json",
-                          {**summary, "archive": ok,
-                           "failed": [r["arch"] for r in records.values() if r["failed"]]})
+        write_json_atomic(
+            self.out_dir / f"iter_{iteration}.json",
+            {
+                **summary,
+                "archive": ok,
+                "failed": [r["arch"] for r in records.values() if r["failed"]],
+            },
+        )
         return summary

@@ -34,8 +34,9 @@ def tradeoff_scores(F: np.ndarray) -> np.ndarray:
         return np.zeros(n)
     span = F.max(0) - F.min(0)
     Fn = (F - F.min(0)) / np.where(span > 0, span, 1.0)
-    finder = NeighborFinder(Fn, epsilon=HighTradeoffPoints().epsilon, n_min_neigbors="auto",
-                            consider_2d=False)
+    finder = NeighborFinder(
+        Fn, epsilon=HighTradeoffPoints().epsilon, n_min_neigbors="auto", consider_2d=False
+    )
     mu = np.full(n, -np.inf)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,8 +62,11 @@ def select_architectures(records: list[dict[str, Any]], n_tradeoffs: int) -> lis
     knees: set[int] = set()
     if F.shape[1] > 1 and n_tradeoffs > 0:
         mu = tradeoff_scores(F[front])
-        knees = {int(front[i]) for i in np.argsort(-mu, kind="stable")[:n_tradeoffs]
-                 if np.isfinite(mu[i])}
+        knees = {
+            int(front[i])
+            for i in np.argsort(-mu, kind="stable")[:n_tradeoffs]
+            if np.isfinite(mu[i])
+        }
     out = []
     for rank, i in enumerate(front):
         reasons = ["non_dominated"]

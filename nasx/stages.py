@@ -65,31 +65,49 @@ def train_supernet(
     labels = data.random_labels(cfg.seed) if sc.random_labels else None
     loader = data.train_loader(seed=cfg.seed, labels=labels)
     module = SupernetLitModule(
-        space.build_supernet(), UniformPathSampler(space, cfg.seed), lr=sc.lr,
-        momentum=sc.momentum, weight_decay=sc.weight_decay, nesterov=sc.nesterov,
-        epochs=sc.epochs, eta_min=sc.eta_min,
+        space.build_supernet(),
+        UniformPathSampler(space, cfg.seed),
+        lr=sc.lr,
+        momentum=sc.momentum,
+        weight_decay=sc.weight_decay,
+        nesterov=sc.nesterov,
+        epochs=sc.epochs,
+        eta_min=sc.eta_min,
     )
     callbacks: list[Callback] = [
         _SaveInitial(sdir / "init.ckpt"),
-        ModelCheckpoint(dirpath=sdir, filename="epoch{epoch}", save_last=True, save_top_k=0,
-                        auto_insert_metric_name=False),
+        ModelCheckpoint(
+            dirpath=sdir,
+            filename="epoch{epoch}",
+            save_last=True,
+            save_top_k=0,
+            auto_insert_metric_name=False,
+        ),
     ]
     if cfg.progress:
         callbacks.append(RichProgressBar(leave=True))
     # runtime objects are bound after instantiation: OmegaConf cannot merge loggers/callbacks
     make_trainer = build("trainer", cfg.trainer, _partial_=True)
     try:
-        trainer = make_trainer(max_epochs=sc.epochs, logger=logger if logger is not None else False,
-                               callbacks=callbacks, gradient_clip_val=sc.grad_clip,
-                               default_root_dir=str(sdir),
-                               enable_progress_bar=bool(cfg.progress))
+        trainer = make_trainer(
+            max_epochs=sc.epochs,
+            logger=logger if logger is not None else False,
+            callbacks=callbacks,
+            gradient_clip_val=sc.grad_clip,
+            default_root_dir=str(sdir),
+            enable_progress_bar=bool(cfg.progress),
+        )
     except MisconfigurationException as exc:
         raise NasxError(f"the trainer cannot start here ({exc}): use trainer=cpu") from exc
     last = sdir / "last.ckpt"
     if last.exists():
         log.info("supernet: resuming from %s", last)
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.exists() else None,
-                weights_only=True)
+    trainer.fit(
+        module,
+        train_dataloaders=loader,
+        ckpt_path=str(last) if last.exists() else None,
+        weights_only=True,
+    )
     _save_checkpoint(trainer, final)
     log.info("supernet: trained %d epochs, weights in %s", sc.epochs, final)
     return final
@@ -123,9 +141,13 @@ def run_search(
     tracker.archive(records, plots)
     ok = [r for r in records if not r["failed"]]
     best = min(ok, key=lambda r: r["F"][0]) if ok else None
-    result = {"n_evals": len(records), "n_failed": len(records) - len(ok),
-              "iterations": len(history), "hv": history[-1][1] if history else 0.0,
-              "best": best}
+    result = {
+        "n_evals": len(records),
+        "n_failed": len(records) - len(ok),
+        "iterations": len(history),
+        "hv": history[-1][1] if history else 0.0,
+        "best": best,
+    }
     write_json_atomic(done, result)
     if best is not None:
         log.info("search: %d evaluated, best %s (%s)", len(records), best["arch"], best["metric"])
@@ -158,22 +180,32 @@ def run_select(
         out = fdir / sel.name
         write_text_atomic(out / "arch.txt", sel.record["arch"] + "\n")
         write_json_atomic(out / "config.json", {**space.describe(), "genes": list(arch.genes)})
-        stats = {k: sel.record.get(k) for k in ("arch", "metric", "objectives", "F",
-                                                 "ground_truth")}
+        stats = {
+            k: sel.record.get(k) for k in ("arch", "metric", "objectives", "F", "ground_truth")
+        }
         write_json_atomic(out / "stats.json", {**stats, "reasons": list(sel.reasons)})
         if supernet is not None:
             net = space.extract(supernet, arch).cpu()
             save_torch_atomic(out / "weights.pt", {"state_dict": net.state_dict()})
-        rows.append({"name": sel.name, "arch": sel.record["arch"],
-                     "reasons": "+".join(sel.reasons),
-                     **sel.record.get("metric", {}), **sel.record.get("objectives", {})})
+        rows.append(
+            {
+                "name": sel.name,
+                "arch": sel.record["arch"],
+                "reasons": "+".join(sel.reasons),
+                **sel.record.get("metric", {}),
+                **sel.record.get("objectives", {}),
+            }
+        )
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(fdir / "front.csv", buf.getvalue())
-    result = {"selected": [{"name": s.name, "arch": s.record["arch"],
-                            "reasons": list(s.reasons)} for s in chosen]}
+    result = {
+        "selected": [
+            {"name": s.name, "arch": s.record["arch"], "reasons": list(s.reasons)} for s in chosen
+        ]
+    }
     write_json_atomic(marker, result)
     log.info("select: %d architectures written to %s", len(chosen), fdir)
     return result

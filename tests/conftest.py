@@ -36,5 +36,11 @@ def compose_cfg() -> Iterator[Callable[..., DictConfig]]:
 def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python run.py *args`` as a user would; returns the completed process."""
     env = dict(os.environ, WANDB_MODE="disabled", HYDRA_FULL_ERROR="0")
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

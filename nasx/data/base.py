@@ -90,8 +90,14 @@ class ImageData(ABC):
         tr, va = np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
         prep = self._prepare
         self._splits = {
-            "train": (prep(raw.train_x[tr], image_size, in_channels), torch.as_tensor(raw.train_y[tr]).long()),
-            "valid": (prep(raw.train_x[va], image_size, in_channels), torch.as_tensor(raw.train_y[va]).long()),
+            "train": (
+                prep(raw.train_x[tr], image_size, in_channels),
+                torch.as_tensor(raw.train_y[tr]).long(),
+            ),
+            "valid": (
+                prep(raw.train_x[va], image_size, in_channels),
+                torch.as_tensor(raw.train_y[va]).long(),
+            ),
             "test": (prep(raw.test_x, image_size, in_channels), torch.as_tensor(raw.test_y).long()),
         }
         self.image_size = image_size
@@ -102,8 +108,9 @@ class ImageData(ABC):
         std = torch.tensor(self.std).view(1, -1, 1, 1)
         t = (t - mean) / std
         if t.shape[-1] != image_size:
-            t = F.interpolate(t, size=(image_size, image_size), mode="bilinear",
-                              align_corners=False)
+            t = F.interpolate(
+                t, size=(image_size, image_size), mode="bilinear", align_corners=False
+            )
         if t.shape[1] != in_channels:
             if t.shape[1] != 1:
                 raise ValueError(f"cannot map {t.shape[1]} image channels to {in_channels}")
@@ -127,17 +134,28 @@ class ImageData(ABC):
         aug = None
         if self.augment:
             pad = max(1, self.image_size // 8)
-            aug = v2.Compose([v2.RandomCrop(self.image_size, padding=pad),
-                              v2.RandomHorizontalFlip()])
+            aug = v2.Compose(
+                [v2.RandomCrop(self.image_size, padding=pad), v2.RandomHorizontalFlip()]
+            )
         gen = torch.Generator().manual_seed(seed)
         ds = _TensorImages(x, y if labels is None else labels, aug)
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, generator=gen,
-                          num_workers=self.num_workers, drop_last=len(ds) > self.batch_size)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=gen,
+            num_workers=self.num_workers,
+            drop_last=len(ds) > self.batch_size,
+        )
 
     def eval_loader(self, name: str, limit: int | None = None) -> DataLoader:
         """Unshuffled, unaugmented batches of a split, optionally its first ``limit`` images."""
         x, y = self.split(name)
         if limit is not None:
             x, y = x[:limit], y[:limit]
-        return DataLoader(_TensorImages(x, y, None), batch_size=self.eval_batch_size,
-                          shuffle=False, num_workers=self.num_workers)
+        return DataLoader(
+            _TensorImages(x, y, None),
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+        )

@@ -14,10 +14,14 @@ from nasx.errors import NasxError
 def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> np.ndarray:
     from PIL import Image
 
-    return np.stack([
-        np.asarray(Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())).convert("RGB"))
-        for i in idx
-    ])
+    return np.stack(
+        [
+            np.asarray(
+                Image.open(io.BytesIO(blob[offsets[i] : offsets[i + 1]].tobytes())).convert("RGB")
+            )
+            for i in idx
+        ]
+    )
 
 
 class CIFAR10Data(ImageData):
@@ -54,8 +58,9 @@ class CIFAR10Data(ImageData):
         augment: bool = True,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, valid_fraction, split_seed, augment,
-                         num_workers)
+        super().__init__(
+            batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers
+        )
         self.root, self.download = root, download
         self.limit_train, self.limit_test = limit_train, limit_test
 
@@ -92,15 +97,18 @@ class CIFAR10Data(ImageData):
             ) from exc
         ti = self._pick(len(tr.targets), self.limit_train, 11)
         si = self._pick(len(te.targets), self.limit_test, 13)
-        return RawImages(tr.data[ti], np.asarray(tr.targets)[ti],
-                         te.data[si], np.asarray(te.targets)[si])
+        return RawImages(
+            tr.data[ti], np.asarray(tr.targets)[ti], te.data[si], np.asarray(te.targets)[si]
+        )
 
     def _load_npz(self, path: Path) -> RawImages:
         try:
             d = np.load(path)
             out = []
-            for split, limit, salt in (("train", self.limit_train, 11),
-                                       ("test", self.limit_test, 13)):
+            for split, limit, salt in (
+                ("train", self.limit_train, 11),
+                ("test", self.limit_test, 13),
+            ):
                 labels = d[f"{split}_labels"].astype(np.int64)
                 idx = self._pick(len(labels), limit, salt)
                 out.append(_decode_jpegs(d[f"{split}_jpeg"], d[f"{split}_offsets"], idx))

@@ -30,8 +30,9 @@ class DigitsData(ImageData):
         augment: bool = False,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, valid_fraction, split_seed, augment,
-                         num_workers)
+        super().__init__(
+            batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers
+        )
         self.test_fraction = test_fraction
 
     def _load(self) -> RawImages:

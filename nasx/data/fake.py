@@ -37,8 +37,9 @@ class FakeData(ImageData):
         augment: bool = False,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, valid_fraction, split_seed, augment,
-                         num_workers)
+        super().__init__(
+            batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers
+        )
         self.num_train, self.num_test, self.size = num_train, num_test, size
         self.num_classes, self.seed = num_classes, seed
 

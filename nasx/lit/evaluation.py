@@ -69,5 +69,4 @@ class LightningRunner:
         module = _EvalModule(net)
         self.trainer.validate(module, dataloaders=loader, verbose=False)
         n = max(len(module.losses), 1)
-        return EvalResult(sum(module.losses) / n, module.correct / max(module.seen, 1),
-                          module.seen)
+        return EvalResult(sum(module.losses) / n, module.correct / max(module.seen, 1), module.seen)

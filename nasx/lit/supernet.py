@@ -45,7 +45,9 @@ class SupernetLitModule(L.LightningModule):
     def forward(self, x: torch.Tensor, path: Any) -> torch.Tensor:
         return self.net(x, path)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         logits = self.net(x, self.path_sampler(self.global_step))
         loss = nn.functional.cross_entropy(logits, y)
@@ -55,10 +57,14 @@ class SupernetLitModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        opt = torch.optim.SGD(self.net.parameters(), lr=hp.lr, momentum=hp.momentum,
-                              weight_decay=hp.weight_decay, nesterov=hp.nesterov)
+        hp: Any = self.hparams
+        opt = torch.optim.SGD(
+            self.net.parameters(),
+            lr=hp.lr,
+            momentum=hp.momentum,
+            weight_decay=hp.weight_decay,
+            nesterov=hp.nesterov,
+        )
         # per-epoch cosine: lr(e) = eta_min + (lr - eta_min)(1 + cos(pi e / E)) / 2 (RLNAS)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hp.epochs,
-                                                           eta_min=hp.eta_min)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hp.epochs, eta_min=hp.eta_min)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

@@ -46,8 +46,14 @@ class SearchTracker:
             metric_keys = sorted(ok[0]["metric"])
             cost_keys = sorted(ok[0]["objectives"])
             columns = ["arch", *metric_keys, *cost_keys]
-            data = [[r["arch"], *(r["metric"][k] for k in metric_keys),
-                     *(r["objectives"][k] for k in cost_keys)] for r in ok]
+            data = [
+                [
+                    r["arch"],
+                    *(r["metric"][k] for k in metric_keys),
+                    *(r["objectives"][k] for k in cost_keys),
+                ]
+                for r in ok
+            ]
             self.logger.log_table("search/archive", columns=columns, data=data)
         for p in plots:
             self.logger.log_image(f"plots/{p.stem}", images=[str(p)])

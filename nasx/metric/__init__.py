@@ -9,5 +9,13 @@ from nasx.metric.base import MetricContext as MetricContext
 from nasx.metric.flatness import FlatnessMetric as FlatnessMetric
 from nasx.metric.runner import TorchRunner as TorchRunner
 
-__all__ = ["AccuracyMetric", "AngleMetric", "EvalResult", "EvalRunner", "FlatnessMetric",
-           "Metric", "MetricContext", "TorchRunner"]
+__all__ = [
+    "AccuracyMetric",
+    "AngleMetric",
+    "EvalResult",
+    "EvalRunner",
+    "FlatnessMetric",
+    "Metric",
+    "MetricContext",
+    "TorchRunner",
+]

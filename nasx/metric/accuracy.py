@@ -33,7 +33,8 @@ class AccuracyMetric(Metric):
     ) -> dict[str, float]:
         net = ctx.space.extract(ctx.supernet, arch)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        recalibrate_bn(net, ctx.data.train_loader(seed), self.recal_images, self.bn_momentum,
-                       ctx.device)
+        recalibrate_bn(
+            net, ctx.data.train_loader(seed), self.recal_images, self.bn_momentum, ctx.device
+        )
         res = ctx.runner.evaluate(net, ctx.data.eval_loader("valid", self.val_images))
         return {self.name: res.accuracy, "valid_loss": res.loss}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 
@@ -51,7 +52,7 @@ class FlatnessMetric(Metric):
         bn_momentum: float | None = 0.1,
     ) -> None:
         stds = [float(s) for s in stds]
-        if not stds or stds[0] <= 0 or any(b <= a for a, b in zip(stds, stds[1:])):
+        if not stds or stds[0] <= 0 or any(b <= a for a, b in pairwise(stds)):
             raise ValueError(f"metric.stds must be positive and strictly increasing, got {stds}")
         if noise not in ("cumulative", "fresh"):
             raise ValueError(f"metric.noise must be 'cumulative' or 'fresh', got {noise!r}")
@@ -65,8 +66,9 @@ class FlatnessMetric(Metric):
     ) -> dict[str, float]:
         net = ctx.space.extract(ctx.supernet, arch)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        recalibrate_bn(net, ctx.data.train_loader(seed), self.recal_images, self.bn_momentum,
-                       ctx.device)
+        recalibrate_bn(
+            net, ctx.data.train_loader(seed), self.recal_images, self.bn_momentum, ctx.device
+        )
         loader = ctx.data.eval_loader("valid", self.val_images)
         params = [p for p in net.parameters()]
         base = [p.detach().clone() for p in params] if self.noise == "fresh" else []

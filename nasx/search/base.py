@@ -41,7 +41,7 @@ class SearchStrategy(ABC):
         self.rng = np.random.default_rng(seed)
         self._setup(seed)
 
-    def _setup(self, seed: int) -> None:
+    def _setup(self, seed: int) -> None:  # noqa: B027  (an optional hook, not abstract)
         """Hook for strategies with more state to build."""
 
     def ask(self) -> list[Architecture]:

@@ -44,8 +44,7 @@ class EvolutionSearch(SearchStrategy):
         seed: int | None = None,
     ) -> None:
         super().__init__(n_evals, seed)
-        for name, v in (("population", population), ("top_k", top_k),
-                        ("generations", generations)):
+        for name, v in (("population", population), ("top_k", top_k), ("generations", generations)):
             if v < 1:
                 raise ValueError(f"search.{name} must be >= 1, got {v}")
         if n_mutation < 0 or n_crossover < 0:
@@ -87,7 +86,10 @@ class EvolutionSearch(SearchStrategy):
         return self.space.crossover(a, b, self.rng)
 
     def _offspring(
-        self, parents: list[Architecture], n: int, make: Callable[[list[Architecture]], Architecture]
+        self,
+        parents: list[Architecture],
+        n: int,
+        make: Callable[[list[Architecture]], Architecture],
     ) -> list[Architecture]:
         out: list[Architecture] = []
         # the original gives up after (n + 1) * 10 proposals, so fewer than n is possible

@@ -54,14 +54,23 @@ class NSGASearch(SearchStrategy):
         self._pop: Population | None = None
 
     def _setup(self, seed: int) -> None:
-        problem = Problem(n_var=self.space.n_var, n_obj=self.n_obj, xl=self.space.lower,
-                          xu=self.space.upper, vtype=int)
+        problem = Problem(
+            n_var=self.space.n_var,
+            n_obj=self.n_obj,
+            xl=self.space.lower,
+            xu=self.space.upper,
+            vtype=int,
+        )
         self.algorithm = NSGA2(
             pop_size=self.pop_size,
             n_offsprings=self.n_offsprings,
             sampling=IntegerRandomSampling(),
-            crossover=SBX(prob=self.crossover_prob, eta=self.crossover_eta, vtype=float,
-                          repair=RoundingRepair()),
+            crossover=SBX(
+                prob=self.crossover_prob,
+                eta=self.crossover_eta,
+                vtype=float,
+                repair=RoundingRepair(),
+            ),
             mutation=PM(eta=self.mutation_eta, vtype=float, repair=RoundingRepair()),
             eliminate_duplicates=True,
         )

@@ -7,6 +7,7 @@ read like the RLNAS angle code that indexes them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -81,7 +82,7 @@ class SearchCell(nn.Module):
         nodes = [x]
         for i in range(1, 4):
             terms = [
-                self.edges[edge_key(i, j)][ops[e]](nodes[j])
+                cast(nn.ModuleList, self.edges[edge_key(i, j)])[ops[e]](nodes[j])
                 for e, (ii, j) in enumerate(EDGES)
                 if ii == i and ops[e] != 0
             ]

@@ -77,9 +77,7 @@ class SearchSpace(ABC):
                 genes[i] = int(rng.choice(self.mutation_choices(i)))
         return self._repair(Architecture(tuple(genes)))
 
-    def crossover(
-        self, a: Architecture, b: Architecture, rng: np.random.Generator
-    ) -> Architecture:
+    def crossover(self, a: Architecture, b: Architecture, rng: np.random.Generator) -> Architecture:
         """Uniform crossover: each gene from either parent with probability 1/2."""
         pick = rng.random(len(a.genes)) < 0.5
         genes = tuple(x if p else y for x, y, p in zip(a.genes, b.genes, pick, strict=True))

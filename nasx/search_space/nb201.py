@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -46,8 +47,12 @@ class NB201Space(SearchSpace):
         in_channels: int = 3,
         mutate_to_none: bool = False,
     ) -> None:
-        for name, v in (("channels", channels), ("cells_per_stage", cells_per_stage),
-                        ("image_size", image_size), ("num_classes", num_classes)):
+        for name, v in (
+            ("channels", channels),
+            ("cells_per_stage", cells_per_stage),
+            ("image_size", image_size),
+            ("num_classes", num_classes),
+        ):
             if v < 1:
                 raise ValueError(f"space.{name} must be >= 1, got {v}")
         self.num_classes = num_classes
@@ -98,8 +103,9 @@ class NB201Space(SearchSpace):
 
     # --- networks ------------------------------------------------------------------------
     def build_supernet(self) -> NB201Supernet:
-        return NB201Supernet(self.channels, self.cells_per_stage, self.in_channels,
-                             self.num_classes)
+        return NB201Supernet(
+            self.channels, self.cells_per_stage, self.in_channels, self.num_classes
+        )
 
     def sample_path(self, rng: np.random.Generator) -> list[tuple[int, ...]]:
         """Independent ops per search cell; a node whose inputs are all ``none`` is re-drawn."""
@@ -122,8 +128,14 @@ class NB201Space(SearchSpace):
         return [arch.genes] * (3 * self.cells_per_stage)
 
     def extract(self, supernet: nn.Module, arch: Architecture) -> NB201Network:
-        net = NB201Network(arch.genes, self.channels, self.cells_per_stage, self.in_channels,
-                           self.num_classes, affine=False)
+        net = NB201Network(
+            arch.genes,
+            self.channels,
+            self.cells_per_stage,
+            self.in_channels,
+            self.num_classes,
+            affine=False,
+        )
         net.load_state_dict(self._subnet_state(supernet.state_dict(), arch))
         return net.to(next(supernet.parameters()).device)
 
@@ -144,8 +156,14 @@ class NB201Space(SearchSpace):
         return out
 
     def build_network(self, arch: Architecture) -> NB201Network:
-        return NB201Network(arch.genes, self.channels, self.cells_per_stage, self.in_channels,
-                            self.num_classes, affine=True)
+        return NB201Network(
+            arch.genes,
+            self.channels,
+            self.cells_per_stage,
+            self.in_channels,
+            self.num_classes,
+            affine=True,
+        )
 
     def angle_vector(
         self, state: Mapping[str, torch.Tensor], arch: Architecture
@@ -157,7 +175,7 @@ class NB201Space(SearchSpace):
         path is dropped.
         """
         genes = dict(zip(EDGES, arch.genes, strict=True))
-        live = [p for p in ANGLE_PATHS if all(genes[(b, a)] != 0 for a, b in zip(p, p[1:]))]
+        live = [p for p in ANGLE_PATHS if all(genes[(b, a)] != 0 for a, b in pairwise(p))]
         if not live:
             return None
         names = sorted({k.split(".")[1] for k in state if k.startswith("cells.")}, key=int)
@@ -166,13 +184,18 @@ class NB201Space(SearchSpace):
         segs = [state["stem.0.weight"], state["stem.1.weight"], state["stem.1.bias"]]
         for c in fixed:
             p = f"cells.{c}."
-            segs += [state[p + "conv_a.1.weight"], state[p + "conv_a.2.weight"],
-                     state[p + "conv_a.2.bias"], state[p + "conv_b.1.weight"],
-                     state[p + "conv_b.2.weight"], state[p + "conv_b.2.bias"],
-                     state[p + "downsample.1.weight"]]
+            segs += [
+                state[p + "conv_a.1.weight"],
+                state[p + "conv_a.2.weight"],
+                state[p + "conv_a.2.bias"],
+                state[p + "conv_b.1.weight"],
+                state[p + "conv_b.2.weight"],
+                state[p + "conv_b.2.bias"],
+                state[p + "downsample.1.weight"],
+            ]
         for path in live:
             for c in search:
-                for a, b in zip(path, path[1:]):
+                for a, b in pairwise(path):
                     k = genes[(b, a)]
                     e = f"cells.{c}.edges.{edge_key(b, a)}"
                     if OPS[k] in ("nor_conv_1x1", "nor_conv_3x3"):
@@ -181,8 +204,12 @@ class NB201Space(SearchSpace):
                         # RLNAS: the 3x3 conv weight's shape without its input channels
                         w = state[f"{e}.{OPS.index('nor_conv_3x3')}.1.weight"]
                         segs.append(torch.full((w.shape[0], *w.shape[2:]), 1.0 / 9.0))
-        segs += [state["lastact.0.weight"], state["lastact.0.bias"],
-                 state["classifier.weight"], state["classifier.bias"]]
+        segs += [
+            state["lastact.0.weight"],
+            state["lastact.0.bias"],
+            state["classifier.weight"],
+            state["classifier.bias"],
+        ]
         return torch.cat([s.detach().float().reshape(-1).cpu() for s in segs])
 
     def describe(self) -> dict[str, Any]:
