@@ -40,8 +40,8 @@ format: $(STAMP) ## ruff format and autofix
 typecheck: $(STAMP) ## mypy on the package
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## the benchmarks in benchmarks/ (results go to benchmarks/RESULTS.md by hand)
-	WANDB_MODE=disabled $(PY) benchmarks/supernet_throughput.py
+bench: $(STAMP) ## run the benchmarks and rewrite their sections of benchmarks/RESULTS.md
+	WANDB_MODE=disabled $(PY) benchmarks/supernet_throughput.py --write-results
 
 clean: ## remove caches and run outputs (outputs/, multirun/, wandb/)
 	rm -rf outputs multirun wandb lightning_logs .pytest_cache .mypy_cache .ruff_cache

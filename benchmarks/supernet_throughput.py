@@ -6,12 +6,16 @@ Both sides train the same NB201 supernet (identical initial weights) on the same
 ``nasx.stages.train_supernet`` (SGD Nesterov, lr 0.025, momentum 0.9, weight decay 5e-4, cosine
 annealing per epoch to 0.001), for the same number of epochs. The Lightning side is
 ``SupernetLitModule`` under a bare ``lightning.Trainer`` on the CPU; the plain side is the
-straightforward ``loss = CE(net(x, path), y); zero_grad; backward; step`` loop.
+straightforward ``loss = CE(net(x, path), y); zero_grad; backward; step`` loop, which takes
+exactly ``len(loader)`` batches per epoch as Lightning does (see `run_plain` for why a bare
+``for`` would shuffle the second and later epochs differently).
 
 After one warm-up run of each, the runs are interleaved (plain, Lightning, plain, ...) so that
 drifting machine load hits both alike; the medians of steps/s are reported with their ratio
 (Lightning / plain), together with the largest absolute difference between the final weights
-of the two sides, which shows that they did the same work.
+of the two sides, which shows that they did the same work. Each run also records how many
+cores other processes kept busy meanwhile: with torch's default of one thread per core, a
+busy machine slows every run many times over, so such numbers are flagged.
 
 Usage::
 
@@ -57,6 +61,8 @@ LR, MOMENTUM, WEIGHT_DECAY, NESTEROV, ETA_MIN = 0.025, 0.9, 5e-4, True, 0.001
 SEED = 0
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- supernet_throughput:start -->", "<!-- supernet_throughput:end -->"
+#: cores kept busy by other processes above which a run counts as disturbed
+BUSY = 0.25
 TITLE = "Supernet training throughput (nasx Lightning vs plain PyTorch)"
 
 
@@ -92,6 +98,7 @@ class Run:
     total_s: float  # optimiser (plain) or module and Trainer (Lightning) construction to the end
     loop_s: float  # the epoch loop only (Lightning: on_train_start to on_train_end)
     state: dict[str, torch.Tensor]
+    other_cores: float | None  # CPU cores other processes kept busy meanwhile (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,15 @@ class Result:
     @property
     def loop_ratio(self) -> float:
         return self.rate("lightning", loop=True) / self.rate("plain", loop=True)
+
+    @property
+    def other_load(self) -> tuple[float, float] | None:
+        """Median and largest number of cores other processes kept busy during the runs."""
+        loads = [r.other_cores for r in self.plain + self.lightning]
+        if any(v is None for v in loads):
+            return None
+        known = [v for v in loads if v is not None]
+        return statistics.median(known), max(known)
 
     @property
     def pair_ratios(self) -> list[float]:
@@ -175,8 +191,30 @@ def snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def cpu_clock() -> tuple[float, float, float] | None:
+    """(wall s, busy CPU s of the whole machine, CPU s of this process); None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return time.perf_counter(), busy, t.user + t.system
+
+
+def other_cores(start: tuple[float, float, float] | None) -> float | None:
+    """Mean number of cores that processes other than this one kept busy since ``start``."""
+    end = cpu_clock()
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0]))
+
+
 def run_plain(setup: Setup, epochs: int) -> Run:
     net = fresh_net(setup)
+    clock = cpu_clock()
     t0 = time.perf_counter()
     net.train()
     opt = torch.optim.SGD(
@@ -200,7 +238,7 @@ def run_plain(setup: Setup, epochs: int) -> Run:
             step += 1
         sched.step()
     t2 = time.perf_counter()
-    return Run(step, t2 - t0, t2 - t1, snapshot(net))
+    return Run(step, t2 - t0, t2 - t1, snapshot(net), other_cores(clock))
 
 
 class _LoopTimer(Callback):
@@ -219,6 +257,7 @@ class _LoopTimer(Callback):
 def run_lightning(setup: Setup, epochs: int) -> Run:
     net = fresh_net(setup)
     timer = _LoopTimer()
+    clock = cpu_clock()
     t0 = time.perf_counter()
     module = SupernetLitModule(
         net,
@@ -246,7 +285,13 @@ def run_lightning(setup: Setup, epochs: int) -> Run:
         raise RuntimeError(
             f"Lightning ran {trainer.global_step} steps, expected {epochs * setup.steps_per_epoch}"
         )
-    return Run(trainer.global_step, t2 - t0, timer.end - timer.start, snapshot(module.net))
+    return Run(
+        trainer.global_step,
+        t2 - t0,
+        timer.end - timer.start,
+        snapshot(module.net),
+        other_cores(clock),
+    )
 
 
 def max_abs_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -255,16 +300,23 @@ def max_abs_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> floa
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
-def bench(cfg: Config, repeats: int, epochs: int | None) -> Result:
+def bench(cfg: Config, repeats: int, epochs: int | None, log: bool = True) -> Result:
     setup = prepare(cfg)
     e = cfg.epochs if epochs is None else epochs
+    if log:
+        print(f"{cfg.name}: {e} epochs x {setup.steps_per_epoch} steps", flush=True)
     run_plain(setup, e)  # warm-up: first-call costs (allocator, oneDNN kernels) hit both
     run_lightning(setup, e)
     plain: list[Run] = []
     lit: list[Run] = []
     for _ in range(repeats):
-        plain.append(run_plain(setup, e))
-        lit.append(run_lightning(setup, e))
+        for side, runs, fn in (("plain", plain, run_plain), ("lightning", lit, run_lightning)):
+            runs.append(fn(setup, e))
+            if log:
+                r = runs[-1]
+                load = "?" if r.other_cores is None else f"{r.other_cores:.2f}"
+                print(f"  {side:9s} {r.total_s:7.2f} s  {r.steps / r.total_s:7.2f} steps/s  "
+                      f"other processes: {load} cores", flush=True)  # fmt: skip
     # every run starts from the same weights, batches and paths, so all must end alike
     diff = max(max_abs_diff(p.state, q.state) for p in plain for q in lit)
     return Result(cfg, plain, lit, diff)
@@ -302,15 +354,17 @@ def machine() -> dict[str, str]:
 def table(results: Sequence[Result]) -> str:
     rows = [
         "| config | steps | plain steps/s | lightning steps/s | ratio (L/plain) "
-        "| pairwise ratios (min-max) | in-loop ratio | final weight max-abs-diff |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| pairwise ratios | in-loop ratio | other load (cores) | final weight max-abs-diff |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         pairs = r.pair_ratios
+        load = r.other_load
+        shown = "n/a" if load is None else f"{load[0]:.2f} ({load[1]:.2f})"
         rows.append(
             f"| {r.config.name} | {r.steps} | {r.rate('plain'):.2f} | {r.rate('lightning'):.2f} "
             f"| {r.ratio:.3f} | {min(pairs):.2f}-{max(pairs):.2f} | {r.loop_ratio:.3f} "
-            f"| {r.max_abs_diff:.1e} |"
+            f"| {shown} | {r.max_abs_diff:.1e} |"
         )
     return "\n".join(rows)
 
@@ -330,27 +384,33 @@ def interpretation(results: Sequence[Result]) -> str:
         extra_ms = 1000.0 / r.rate("lightning", loop=True) - plain_ms
         pairs = r.pair_ratios
         noise = (
-            f"; the back-to-back pairs range from {min(pairs):.2f} to {max(pairs):.2f}, so "
-            "this is within run-to-run noise"
+            f"; the back-to-back pairs range from {min(pairs):.2f} to {max(pairs):.2f}, so the "
+            "difference is within run-to-run noise"
             if min(pairs) <= 1.0 <= max(pairs)
             else ""
         )
         parts.append(
             f"on *{r.config.name}* Lightning runs at {100 * r.ratio:.0f}% of the plain loop's "
-            f"end-to-end speed ({100 * r.loop_ratio:.0f}% inside the epoch loop, "
-            f"{extra_ms:+.1f} ms on a {plain_ms:.0f} ms step, plus "
-            f"{fixed_overhead_s(r):.2f} s of one-off Trainer construction, setup and teardown "
-            f"per fit{noise})"
+            f"speed ({100 * r.loop_ratio:.0f}% inside the epoch loop, {extra_ms:+.1f} ms on a "
+            f"{plain_ms:.0f} ms step, and {fixed_overhead_s(r):+.2f} s once per fit for the "
+            f"Trainer's construction, setup and teardown{noise})"
         )
+    busy = [r.other_load[1] for r in results if r.other_load is not None]
+    warning = (
+        f" Other processes kept up to {max(busy):.1f} of the {os.cpu_count()} cores busy "
+        "during some runs; with torch's default of one thread per core, a busy core stalls "
+        "every parallel op, so those runs are slower and noisier."
+        if busy and max(busy) > BUSY
+        else ""
+    )
     return (
-        "Both sides did the same work (identical batches, paths and updates: the final weights "
-        "agree to the max-abs-diff shown), so the ratio is Lightning's own cost: "
+        "Both sides did the same work (the same batches, paths and updates: the final weights "
+        "agree to the max-abs-diff shown), so a difference in speed is Lightning's own cost: "
         + "; ".join(parts)
-        + ". "
-        "Lightning's extras per step (loop hooks, the optimiser closure, the two `self.log` "
-        "calls of `training_step` with their per-epoch aggregation, the data fetcher) take a "
-        "roughly constant time, so their share shrinks as steps get longer; the one-off "
-        "Trainer cost is paid once per `fit` and matters only for short runs."
+        + ". Lightning adds a roughly constant time per step (loop hooks, the optimiser "
+        "closure, the two `self.log` calls of `training_step` with their per-epoch "
+        "aggregation, the data fetcher), whose share shrinks as steps get longer, and a "
+        "one-off cost per `fit` that matters only for short runs." + warning
     )
 
 
@@ -359,7 +419,6 @@ def section(
     info: dict[str, str],
     command: str,
     repeats: int,
-    load: tuple[float, float],
 ) -> str:
     return "\n".join(
         [
@@ -369,14 +428,16 @@ def section(
             f"- Date: {dt.date.today().isoformat()}",
             f"- Machine: {info['nproc']}-core CPU ({info['cpu']}), torch {info['torch']} "
             f"({info['threads']} threads, the default), lightning {info['lightning']}, "
-            f"Python {info['python']}; 1-minute load average {load[0]:.2f} at the start and "
-            f"{load[1]:.2f} at the end",
+            f"Python {info['python']}",
             f"- Command: `{command}`",
             f"- Method: one warm-up run of each side, then {repeats} interleaved repeats "
             "(plain, Lightning, plain, ...); medians of steps/s. *steps/s* counts the whole "
             "run (optimiser or Trainer construction to the end of training), *in-loop ratio* "
-            "only the epoch loop (Lightning: `on_train_start` to `on_train_end`). Same initial "
-            "weights, batches (`train_loader(seed=0)`), paths (`UniformPathSampler(space, 0)`), "
+            "only the epoch loop (Lightning: `on_train_start` to `on_train_end`), *pairwise "
+            "ratios* the spread of the back-to-back pairs, *other load* the median (largest) "
+            "number of cores other processes kept busy during a timed run (`/proc/stat`). "
+            "Same initial weights, batches (`train_loader(seed=0)`), paths "
+            "(`UniformPathSampler(space, 0)`), "
             "SGD Nesterov lr 0.025, momentum 0.9, wd 5e-4, per-epoch cosine to 0.001.",
             "",
             table(results),
@@ -445,7 +506,6 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
         f"torch {info['torch']} ({torch.get_num_threads()} threads), "
         f"lightning {info['lightning']}, {info['nproc']} CPUs ({info['cpu']})"
     )
-    load0 = os.getloadavg()[0]
     results = []
     for cfg in configs(args.quick):
         r = bench(cfg, repeats, args.epochs)
@@ -456,14 +516,16 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
             flush=True,
         )
         results.append(r)
-    load1 = os.getloadavg()[0]
     print()
     print(table(results))
-    print(f"\n1-minute load average: {load0:.2f} at the start, {load1:.2f} at the end")
+    busy = [r.other_load[1] for r in results if r.other_load is not None]
+    if busy and max(busy) > BUSY:
+        print(f"\nwarning: other processes kept up to {max(busy):.1f} cores busy during some "
+              "runs; the timings are noisy, rerun on a quiet machine")  # fmt: skip
     if args.write_results:
         shown = ["benchmarks/supernet_throughput.py", *(argv if argv is not None else sys.argv[1:])]
         command = "WANDB_MODE=disabled python " + shlex.join(shown)
-        write_results(section(results, info, command, repeats, (load0, load1)), args.results)
+        write_results(section(results, info, command, repeats), args.results)
         print(f"wrote {args.results}")
     return results
 

@@ -76,12 +76,14 @@ def train_supernet(
     )
     callbacks: list[Callback] = [
         _SaveInitial(sdir / "init.ckpt"),
+        # last.ckpt is rewritten after every epoch (the resume point); with no monitor, the
+        # top-1 checkpoint is simply the newest one
         ModelCheckpoint(
             dirpath=sdir,
-            filename="epoch{epoch}",
-            save_last=True,
-            save_top_k=0,
-            auto_insert_metric_name=False,
+            filename="last",
+            save_top_k=1,
+            every_n_epochs=1,
+            enable_version_counter=False,
         ),
     ]
     if cfg.progress:

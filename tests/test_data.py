@@ -234,3 +234,16 @@ def test_cifar10_npz_subset():
     assert torch.all(mean.abs() < 0.15), mean
     std = torch.cat([trx, vax]).std(dim=(0, 2, 3))
     assert torch.all((std > 0.8) & (std < 1.2)), std
+
+
+def test_epoch_seeded_sampler_reproduces_any_epoch() -> None:
+    from nasx.data.base import EpochSeededSampler
+
+    a = EpochSeededSampler(50, seed=3)
+    epochs = [list(a) for _ in range(3)]  # a plain loop: each pass is the next epoch
+    assert epochs[0] != epochs[1] != epochs[2]
+    assert all(sorted(e) == list(range(50)) for e in epochs)
+    resumed = EpochSeededSampler(50, seed=3)
+    resumed.set_epoch(2)  # what Lightning does when a run resumes at epoch 2
+    assert list(resumed) == epochs[2]
+    assert list(EpochSeededSampler(50, seed=4)) != epochs[0]

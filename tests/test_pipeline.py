@@ -232,14 +232,44 @@ def test_multirun_sweep_writes_complete_independent_jobs(tmp_path: Path) -> None
         timeout=600,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    jobs = sorted(p.parent for p in tmp_path.glob("*/search/done.json"))
+    jobs = sorted(p.parent.parent for p in tmp_path.glob("*/search/done.json"))
     assert len(jobs) == 4
+    # one directory per job, named after its overrides (experiment is left out of the name)
     assert {p.name for p in jobs} == {
-        "experiment=smoke,metric=accuracy,seed=1",
-        "experiment=smoke,metric=accuracy,seed=2",
-        "experiment=smoke,metric=flatness,seed=1",
-        "experiment=smoke,metric=flatness,seed=2",
+        "metric=accuracy,seed=1",
+        "metric=accuracy,seed=2",
+        "metric=flatness,seed=1",
+        "metric=flatness,seed=2",
     }
     for job in jobs:
         assert (job / "final" / "selection.json").is_file()
         assert (job / ".hydra" / "config.yaml").is_file()
+
+
+def test_interrupted_supernet_training_resumes_to_the_same_weights(
+    compose_cfg, tmp_path: Path, monkeypatch
+) -> None:
+    from nasx.io import load_state_dict
+    from nasx.lit.supernet import SupernetLitModule
+
+    overrides = ("experiment=smoke", "supernet.epochs=3", "stages=[supernet]")
+    pipeline.run(compose_cfg(*overrides), tmp_path / "ref")
+
+    original = SupernetLitModule.training_step
+
+    def crash_in_epoch_two(self, batch, batch_idx):
+        if self.current_epoch == 2:
+            raise RuntimeError("simulated crash")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(SupernetLitModule, "training_step", crash_in_epoch_two)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pipeline.run(compose_cfg(*overrides), tmp_path / "cut")
+    assert (tmp_path / "cut" / "supernet" / "last.ckpt").exists()
+    assert not (tmp_path / "cut" / "supernet" / "final.ckpt").exists()
+    monkeypatch.setattr(SupernetLitModule, "training_step", original)
+    pipeline.run(compose_cfg(*overrides), tmp_path / "cut")
+    ref = load_state_dict(tmp_path / "ref" / "supernet" / "final.ckpt")
+    got = load_state_dict(tmp_path / "cut" / "supernet" / "final.ckpt")
+    assert ref.keys() == got.keys()
+    assert all(torch.allclose(ref[k], got[k], atol=1e-6) for k in ref)

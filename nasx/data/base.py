@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
 
@@ -32,6 +33,31 @@ class _TensorImages(Dataset[tuple[torch.Tensor, int]]):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         x = self.x[i]
         return (self.augment(x) if self.augment is not None else x), int(self.y[i])
+
+
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation per epoch, fixed by ``(seed, epoch)``.
+
+    Lightning calls `set_epoch` before every epoch, so a run resumed from a checkpoint at
+    epoch k shuffles epoch k exactly as the uninterrupted run did (a generator-backed
+    ``RandomSampler`` would restart its stream from epoch 0).
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch``."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]
+        gen = torch.Generator().manual_seed(int(state))
+        self.epoch += 1  # plain loops that never call set_epoch still reshuffle
+        return iter(torch.randperm(self.n, generator=gen).tolist())
 
 
 class ImageData(ABC):
@@ -137,13 +163,11 @@ class ImageData(ABC):
             aug = v2.Compose(
                 [v2.RandomCrop(self.image_size, padding=pad), v2.RandomHorizontalFlip()]
             )
-        gen = torch.Generator().manual_seed(seed)
         ds = _TensorImages(x, y if labels is None else labels, aug)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=True,
-            generator=gen,
+            sampler=EpochSeededSampler(len(ds), seed),
             num_workers=self.num_workers,
             drop_last=len(ds) > self.batch_size,
         )
