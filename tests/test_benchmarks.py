@@ -1,0 +1,26 @@
+"""The benchmark scripts run and compare like with like (timings are not asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_supernet_throughput_quick(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "supernet_throughput", ROOT / "benchmarks" / "supernet_throughput.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# results\n\nkept\n")
+    results = mod.main(["--quick", "--write-results", "--results", str(out)])
+    # same batches, paths and updates on both sides: identical final weights
+    assert results and all(r.max_abs_diff < 1e-6 for r in results)
+    text = out.read_text()
+    assert "kept" in text and text.count("supernet_throughput:start") == 1
+    mod.main(["--quick", "--write-results", "--results", str(out)])
+    assert out.read_text().count("supernet_throughput:start") == 1
