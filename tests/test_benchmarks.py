@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -14,6 +15,7 @@ def test_supernet_throughput_quick(tmp_path: Path) -> None:
     )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     out = tmp_path / "RESULTS.md"
     out.write_text("# results\n\nkept\n")
