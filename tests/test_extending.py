@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from examples.extending.chain_space import ChainSpace
-from examples.extending.grad_norm_metric import GradNormMetric
+from examples.extending.loss_gradient_metric import LossGradientMetric
 from examples.extending.shapes_data import ShapesData
 from nasx import pipeline
 from nasx.metric import MetricContext, TorchRunner
@@ -22,7 +22,7 @@ def test_user_parts_run_the_whole_pipeline(compose_cfg, tmp_path: Path) -> None:
     cfg = compose_cfg(
         SEARCHPATH,
         "dataset=shapes",
-        "metric=grad_norm",
+        "metric=loss_gradient",
         "space=chain",
         "logger=none",
         "progress=false",
@@ -36,7 +36,7 @@ def test_user_parts_run_the_whole_pipeline(compose_cfg, tmp_path: Path) -> None:
     arch = done["best"]["arch"]
     assert all(part in ("skip", "conv1x1", "conv3x3", "conv5x5") for part in arch.split("-"))
     # a lower-is-better metric enters F unchanged
-    assert done["best"]["F"][0] == done["best"]["metric"]["grad_norm"]
+    assert done["best"]["F"][0] == done["best"]["metric"]["loss_gradient"]
     assert (tmp_path / "final" / "front_00" / "weights.pt").is_file()
 
 
@@ -62,8 +62,8 @@ def test_user_metric_reads_the_context() -> None:
         space=space, supernet=space.build_supernet(), data=data, runner=TorchRunner()
     )
     arch = space.parse("conv3x3-skip-conv1x1")
-    g = GradNormMetric()
+    g = LossGradientMetric()
     a = g(arch, ctx, torch.Generator().manual_seed(1))
     b = g(arch, ctx, torch.Generator().manual_seed(1))
-    assert a == b and a["grad_norm"] > 0
+    assert a == b and a["loss_gradient"] > 0
     assert not g.higher_is_better

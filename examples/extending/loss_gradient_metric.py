@@ -8,13 +8,13 @@ from nasx.metric import Metric, MetricContext
 from nasx.search_space import Architecture
 
 
-class GradNormMetric(Metric):
+class LossGradientMetric(Metric):
     """Norm of the loss gradient of the inherited weights on one training batch.
 
     A small gradient means the supernet's weights already sit near a minimum for this path.
     """
 
-    name = "grad_norm"
+    name = "loss_gradient"
     higher_is_better = False
 
     def __init__(self, batches: int = 1) -> None:
