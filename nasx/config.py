@@ -26,6 +26,7 @@ class Stage(str, Enum):
     supernet = "supernet"
     search = "search"
     select = "select"
+    correlate = "correlate"
 
 
 @dataclass
@@ -61,6 +62,19 @@ class SelectConfig:
 
 
 @dataclass
+class CorrelateConfig:
+    """Which architectures the correlate stage scores and compares with the ground truth.
+
+    ``archs`` is ``sample:N`` (N distinct architectures drawn uniformly), ``all`` (every
+    architecture of an enumerable space) or the path of a text file with one architecture
+    string per line. ``seed`` seeds the sample (``null``: the run seed).
+    """
+
+    archs: str = "sample:100"
+    seed: int | None = None
+
+
+@dataclass
 class NasxConfig:
     """The root config; the group nodes are checked against their targets' signatures."""
 
@@ -79,6 +93,7 @@ class NasxConfig:
     trainer: Any = MISSING
     logger: Any = MISSING
     select: SelectConfig = field(default_factory=SelectConfig)
+    correlate: CorrelateConfig = field(default_factory=CorrelateConfig)
 
 
 def run_name(override_dirname: str) -> str:
@@ -173,6 +188,9 @@ def check_config(cfg: DictConfig) -> None:
             raise NasxError(f"supernet.{key}={sc[key]} is negative: set it >= 0")
     if cfg.select.n_tradeoffs < 0:
         raise NasxError(f"select.n_tradeoffs={cfg.select.n_tradeoffs}: use a value >= 0")
+    from nasx.correlate import parse_archs_spec
+
+    parse_archs_spec(str(cfg.correlate.archs))
     if cfg.surrogate.get("name", "none") != "none":
         raise NasxError(f"unknown surrogate {cfg.surrogate.name!r}: use surrogate=none")
 
@@ -192,6 +210,6 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     """The parts of the config that change results (not stages, progress, logger, trainer)."""
     keep = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(keep, dict)
-    for key in ("stages", "progress", "logger", "trainer", "select"):
+    for key in ("stages", "progress", "logger", "trainer", "select", "correlate"):
         keep.pop(key, None)
     return {str(k): v for k, v in keep.items()}

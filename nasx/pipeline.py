@@ -1,10 +1,10 @@
-"""The run: supernet -> search -> select, each stage skipped when its output exists."""
+"""The run: supernet -> search -> select -> correlate, each skipped when its output exists."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +13,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nasx.config import build, check_config, fingerprint
+from nasx.correlate import choose_archs, run_correlate
 from nasx.data.base import ImageData
 from nasx.errors import NasxError
 from nasx.evaluator import Evaluator
 from nasx.io import write_json_atomic
 from nasx.metric.base import Metric, MetricContext
+from nasx.metric.benchmark import BenchmarkMetric
 from nasx.objective.base import Objective
 from nasx.search.base import SearchStrategy
-from nasx.search_space.base import SearchSpace
+from nasx.search_space.base import Architecture, SearchSpace
 from nasx.stages import run_search, run_select, train_supernet
 from nasx.supernet.weights import load_supernet
 
@@ -36,6 +38,8 @@ class Parts:
     metric: Metric
     costs: list[Objective]
     strategy: SearchStrategy
+    #: what the correlate stage scores (empty when it is not among the stages)
+    correlate_archs: list[Architecture] = field(default_factory=list)
 
 
 def build_parts(cfg: DictConfig) -> Parts:
@@ -48,7 +52,17 @@ def build_parts(cfg: DictConfig) -> Parts:
     strategy = build("search", cfg.search)
     for text in cfg.select.archs:
         space.parse(text)  # a string that does not parse stops the run before any work
-    return Parts(space, data, metric, costs, strategy)
+    if isinstance(metric, BenchmarkMetric):
+        metric.check_space(space)  # a column the table lacks stops the run before any work
+    archs: list[Architecture] = []
+    if "correlate" in _stages(cfg):
+        seed = cfg.correlate.seed if cfg.correlate.seed is not None else cfg.seed
+        archs = choose_archs(str(cfg.correlate.archs), space, int(seed))
+    return Parts(space, data, metric, costs, strategy, archs)
+
+
+def _stages(cfg: DictConfig) -> list[str]:
+    return [str(getattr(s, "value", s)) for s in cfg.stages]
 
 
 def _check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
@@ -85,7 +99,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     _quiet_lightning()
     parts = build_parts(cfg)
     _check_run_dir(cfg, run_dir)
-    stages = [str(getattr(s, "value", s)) for s in cfg.stages]
+    stages = _stages(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     space, data = parts.space, parts.data
     data.setup(image_size=space.input_shape[1], in_channels=space.input_shape[0])
@@ -99,7 +113,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             train_supernet(cfg, space, data, run_dir, logger)
         final, init = _supernet_paths(cfg, run_dir)
         supernet = None
-        if {"search", "select"} & set(stages) and parts.metric.needs_supernet:
+        scoring = {"search", "correlate"} & set(stages)
+        if (scoring or "select" in stages) and parts.metric.needs_supernet:
             if cfg.supernet.checkpoint is not None and not final.exists():
                 raise NasxError(
                     f"supernet.checkpoint={final} does not exist: point it at the "
@@ -111,12 +126,20 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
                     "supernet.checkpoint=<path to final.ckpt>"
                 )
             supernet = load_supernet(space, final)
+        ctx = _metric_context(cfg, parts, supernet, init) if scoring else None
         if "search" in stages:
-            ctx = _metric_context(cfg, parts, supernet, init)
+            assert ctx is not None
             evaluator = Evaluator(space, parts.metric, parts.costs, ctx, cfg.seed)
             summary["search"] = run_search(cfg, parts.strategy, evaluator, run_dir, tracker)
         if "select" in stages:
             summary["select"] = run_select(cfg, space, supernet, run_dir)
+        if "correlate" in stages:
+            assert ctx is not None
+            scorer = Evaluator(space, parts.metric, [], ctx, cfg.seed)
+            spec = {"archs": str(cfg.correlate.archs), "seed": cfg.correlate.seed}
+            summary["correlate"] = run_correlate(
+                parts.correlate_archs, spec, scorer, run_dir, bool(cfg.progress), logger
+            )
         OmegaConf.save(cfg, run_dir / "nasx_resolved.yaml", resolve=True)
     finally:
         tracker.finish()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -72,7 +73,7 @@ class SearchLoop:
             TextColumn("{task.fields[info]}"),
             disable=not self.progress,
         )
-        with bar:
+        with bar, contextlib.closing(self.journal):
             task = bar.add_task("search", total=budget, info="")
             iteration = 0
             while len(records) < budget:

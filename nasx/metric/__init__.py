@@ -6,16 +6,48 @@ from nasx.metric.base import EvalResult as EvalResult
 from nasx.metric.base import EvalRunner as EvalRunner
 from nasx.metric.base import Metric as Metric
 from nasx.metric.base import MetricContext as MetricContext
+from nasx.metric.benchmark import BenchmarkMetric as BenchmarkMetric
+from nasx.metric.combined import AccuracyFlatnessMetric as AccuracyFlatnessMetric
+from nasx.metric.combined import AngleFlatnessMetric as AngleFlatnessMetric
 from nasx.metric.flatness import FlatnessMetric as FlatnessMetric
+from nasx.metric.proxies import EpeNasMetric as EpeNasMetric
+from nasx.metric.proxies import FisherMetric as FisherMetric
+from nasx.metric.proxies import FlopsMetric as FlopsMetric
+from nasx.metric.proxies import GradNormMetric as GradNormMetric
+from nasx.metric.proxies import GraspMetric as GraspMetric
+from nasx.metric.proxies import JacovMetric as JacovMetric
+from nasx.metric.proxies import L2NormMetric as L2NormMetric
+from nasx.metric.proxies import NwotMetric as NwotMetric
+from nasx.metric.proxies import ParamsMetric as ParamsMetric
+from nasx.metric.proxies import SnipMetric as SnipMetric
+from nasx.metric.proxies import SynflowMetric as SynflowMetric
+from nasx.metric.proxies import ZeroCostMetric as ZeroCostMetric
+from nasx.metric.robustness import RobustnessMetric as RobustnessMetric
 from nasx.metric.runner import TorchRunner as TorchRunner
 
 __all__ = [
+    "AccuracyFlatnessMetric",
     "AccuracyMetric",
+    "AngleFlatnessMetric",
     "AngleMetric",
+    "BenchmarkMetric",
+    "EpeNasMetric",
     "EvalResult",
     "EvalRunner",
+    "FisherMetric",
     "FlatnessMetric",
+    "FlopsMetric",
+    "GradNormMetric",
+    "GraspMetric",
+    "JacovMetric",
+    "L2NormMetric",
     "Metric",
     "MetricContext",
+    "NwotMetric",
+    "ParamsMetric",
+    "RobustnessMetric",
+    "SnipMetric",
+    "SynflowMetric",
     "TorchRunner",
+    "ZeroCostMetric",
 ]

@@ -118,6 +118,10 @@ class SearchSpace(ABC):
         """Tabulated ground-truth values for ``arch`` (empty when the space has no table)."""
         return {}
 
+    def enumerate(self) -> list[Architecture] | None:
+        """Every architecture of the space, in a fixed order (``None``: not enumerable)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Plain-data description written next to each selected architecture."""
         return {"space": type(self).__name__}

@@ -101,6 +101,11 @@ class NB201Space(SearchSpace):
         index, rows = load_table()
         return dict(rows[index[self.to_str(arch)]])
 
+    def enumerate(self) -> list[Architecture]:
+        """All 15,625 cells in NAS-Bench-201 index order (the packaged table's rows)."""
+        index, _ = load_table()
+        return [self.parse(text) for text in sorted(index, key=index.__getitem__)]
+
     # --- networks ------------------------------------------------------------------------
     def build_supernet(self) -> NB201Supernet:
         return NB201Supernet(
