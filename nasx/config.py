@@ -51,13 +51,32 @@ class SupernetConfig:
 
 @dataclass
 class SelectConfig:
-    """Post-search selection: the non-dominated set and the ``n_tradeoffs`` best knees.
+    """Post-search selection from the archive's non-dominated set (``final/``).
 
+    ``mode``:
+
+    - ``tradeoff``: every non-dominated architecture, the ``n_tradeoffs`` sharpest knees
+      marked (NSGANetV2's trade-off mu; ``normalize=false`` measures the neighbourhood radius
+      in raw objective units, as CNAS HEAD does, instead of on the front scaled to [0, 1]);
+    - ``prefer``: the ``n`` points nearest the preference ``prefer``, e.g.
+      ``top1#80+flops#150`` (NSGANetV2's ``--prefer``; pymoo's ASF, see `nasx.select`);
+    - ``lowest``: the ``n`` points with the lowest ``objective`` (a cost name or the metric;
+      default the second objective, or the best ``n`` by the metric in a single-objective
+      run; CNAS's ``--prefer <objective>``).
+
+    The most accurate point is always selected. ``n_exits`` keeps only architectures with that
+    many early exits; spaces without exits record none, so a non-null value is an error there.
     ``archs`` adds architectures given by their canonical strings (exported with their
     inherited weights whether or not the search evaluated them).
     """
 
+    mode: str = "tradeoff"
+    n: int = 3
     n_tradeoffs: int = 3
+    prefer: str | None = None
+    objective: str | None = None
+    n_exits: int | None = None
+    normalize: bool = True
     archs: list[str] = field(default_factory=list)
 
 
@@ -129,6 +148,8 @@ RUNTIME_ARGS = {
         "enable_progress_bar",
     ),
     "logger": ("save_dir",),
+    "search": ("surrogate",),
+    "surrogate": ("seed",),
 }
 
 
@@ -186,13 +207,61 @@ def check_config(cfg: DictConfig) -> None:
     for key in ("eta_min", "momentum", "weight_decay"):
         if sc[key] < 0:
             raise NasxError(f"supernet.{key}={sc[key]} is negative: set it >= 0")
-    if cfg.select.n_tradeoffs < 0:
-        raise NasxError(f"select.n_tradeoffs={cfg.select.n_tradeoffs}: use a value >= 0")
+    check_select(cfg)
     from nasx.correlate import parse_archs_spec
 
     parse_archs_spec(str(cfg.correlate.archs))
-    if cfg.surrogate.get("name", "none") != "none":
-        raise NasxError(f"unknown surrogate {cfg.surrogate.name!r}: use surrogate=none")
+    if uses_surrogate(cfg):
+        check_node("surrogate", cfg.surrogate)
+        if not str(cfg.search._target_).endswith("NSGASearch"):
+            raise NasxError(
+                "a surrogate drives the MSuNAS loop of search=nsga only: pass search=nsga, "
+                "or surrogate=none with this strategy"
+            )
+
+
+def uses_surrogate(cfg: DictConfig) -> bool:
+    """Whether ``surrogate=`` selects a predictor (``surrogate=none`` holds no ``_target_``)."""
+    return "_target_" in cfg.surrogate
+
+
+def objective_names(cfg: DictConfig) -> list[str]:
+    """The ``F`` columns of this config's archive (as `nasx.evaluator.Evaluator` names them)."""
+    metric = build("metric", cfg.metric)
+    sign = "-" if metric.higher_is_better else ""
+    return [sign + metric.name] + [build("objective", c).name for c in cfg.objective.costs]
+
+
+def check_select(cfg: DictConfig) -> None:
+    """The ``select`` node: mode, counts, and the preference/objective against the objectives."""
+    from nasx.select import MODES, objective_index, parse_preference_values
+
+    sel = cfg.select
+    if sel.mode not in MODES:
+        raise NasxError(
+            f"select.mode={sel.mode}: not a selection mode; use one of {', '.join(MODES)}"
+        )
+    if sel.n < 1:
+        raise NasxError(f"select.n={sel.n}: select at least one architecture (set it >= 1)")
+    if sel.n_tradeoffs < 0:
+        raise NasxError(f"select.n_tradeoffs={sel.n_tradeoffs}: use a value >= 0")
+    if sel.n_exits is not None and sel.n_exits < 1:
+        raise NasxError(f"select.n_exits={sel.n_exits}: use a count >= 1, or null for no filter")
+    if sel.mode == "prefer" and not sel.prefer:
+        raise NasxError(
+            "select.mode=prefer needs a preference: pass 'select.prefer=\"top1#80+flops#150\"' "
+            "(key#value+key#value, one value per objective)"
+        )
+    if sel.prefer is not None and sel.mode != "prefer":
+        raise NasxError(f"select.prefer is only read with select.mode=prefer (not {sel.mode})")
+    if sel.objective is not None and sel.mode != "lowest":
+        raise NasxError(f"select.objective is only read with select.mode=lowest (not {sel.mode})")
+    if sel.prefer is not None or sel.objective is not None:
+        names = objective_names(cfg)
+        if sel.prefer is not None:
+            parse_preference_values(str(sel.prefer), names)
+        if sel.objective is not None:
+            objective_index(str(sel.objective), names)
 
 
 def build(group: str, node: Any, **runtime: Any) -> Any:

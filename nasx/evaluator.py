@@ -55,6 +55,22 @@ class Evaluator:
         return 1 + len(self.costs)
 
     @property
+    def n_constr(self) -> int:
+        """Number of pymoo inequality constraints (costs bounded with ``handling=constraint``)."""
+        return sum(1 for c in self.costs if c.is_constraint)
+
+    def cost_row(self, arch: Architecture) -> tuple[np.ndarray, np.ndarray]:
+        """The minimised cost columns of ``F`` (penalised where asked) and ``G`` of ``arch``.
+
+        Exact and cached by each cost; the surrogate-assisted search calls it on candidates
+        it never evaluates for real.
+        """
+        values = [c(arch, self.space) for c in self.costs]
+        F = [c.penalized(v) for c, v in zip(self.costs, values, strict=True)]
+        G = [c.violation(v) for c, v in zip(self.costs, values, strict=True) if c.is_constraint]
+        return np.asarray(F, dtype=float), np.asarray(G, dtype=float)
+
+    @property
     def objective_names(self) -> list[str]:
         """Names of the columns of ``F``."""
         sign = "-" if self.metric.higher_is_better else ""
@@ -73,6 +89,7 @@ class Evaluator:
                 error=f"{type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc(),
                 F=[FAILED_VALUE] * self.n_obj,
+                G=[FAILED_VALUE] * self.n_constr,
             )
             return rec
         score = metric[self.metric.name]
@@ -81,15 +98,19 @@ class Evaluator:
                 failed=True,
                 error=f"metric {self.metric.name} is {score}",
                 F=[FAILED_VALUE] * self.n_obj,
+                G=[FAILED_VALUE] * self.n_constr,
                 metric=metric,
             )
             return rec
         f0 = -score if self.metric.higher_is_better else score
+        F, G = self.cost_row(arch)
         rec.update(
             failed=False,
             metric=metric,
             objectives=costs,
-            F=[f0, *costs.values()],
+            F=[f0, *F.tolist()],
+            G=G.tolist(),
+            feasible=bool(np.all(G <= 0)) and all(c.feasible(costs[c.name]) for c in self.costs),
             ground_truth={
                 k: v
                 for k, v in self.space.ground_truth(arch).items()

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nasx.config import build, check_config, fingerprint
+from nasx.config import build, check_config, fingerprint, uses_surrogate
 from nasx.correlate import choose_archs, run_correlate
 from nasx.data.base import ImageData
 from nasx.errors import NasxError
@@ -21,6 +21,7 @@ from nasx.io import write_json_atomic
 from nasx.metric.base import Metric, MetricContext
 from nasx.metric.benchmark import BenchmarkMetric
 from nasx.objective.base import Objective
+from nasx.objective.feasibility import check_feasible
 from nasx.search.base import SearchStrategy
 from nasx.search_space.base import Architecture, SearchSpace
 from nasx.stages import run_search, run_select, train_supernet
@@ -49,7 +50,22 @@ def build_parts(cfg: DictConfig) -> Parts:
     space = build("space", cfg.space, num_classes=data.num_classes)
     metric = build("metric", cfg.metric)
     costs = [build("objective", c) for c in cfg.objective.costs]
-    strategy = build("search", cfg.search)
+    surrogate = build("surrogate", cfg.surrogate, seed=cfg.seed) if uses_surrogate(cfg) else None
+    if surrogate is None:
+        strategy = build("search", cfg.search)
+    else:
+        # a runtime object is bound after instantiation: OmegaConf cannot merge it into a node
+        make = build("search", cfg.search, _partial_=True)
+        try:
+            strategy = make(surrogate=surrogate)
+        except ValueError as exc:
+            raise NasxError(f"invalid search config: {exc}") from exc
+    for cost in costs:
+        cost.check(space)  # a missing table column or LUT stops the run before any work
+    if any(c.has_bound for c in costs):
+        # an impossible set of bounds is reported now, not after hours of infeasible search
+        share = check_feasible(space, costs, seed=int(cfg.seed))
+        log.info("objective bounds: %.1f%% of the checked architectures are feasible", 100 * share)
     for text in cfg.select.archs:
         space.parse(text)  # a string that does not parse stops the run before any work
     if isinstance(metric, BenchmarkMetric):

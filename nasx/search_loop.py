@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,21 @@ MAX_STALLED_ITERATIONS = 50
 def safe_name(arch: str) -> str:
     """A file-name-safe form of an architecture string."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in arch).strip("_")[:180]
+
+
+def load_records(out_dir: Path) -> list[dict[str, Any]]:
+    """Every evaluated record of a ``search/`` directory, in evaluation order, failures included.
+
+    Values are those of the last finished iteration file (an archive-dependent metric such as
+    ``top1_robust`` rescored them there); the journal supplies failures and anything newer.
+    """
+    out_dir = Path(out_dir)
+    journal = Journal(out_dir / "evaluations.jsonl").read()
+    iters = sorted(out_dir.glob("iter_*.json"), key=lambda p: int(p.stem.split("_")[-1]))
+    if not iters:
+        return journal
+    latest = {r["arch"]: r for r in json.loads(iters[-1].read_text())["archive"]}
+    return [latest.get(r["arch"], r) for r in journal]
 
 
 class SearchLoop:
@@ -77,6 +93,7 @@ class SearchLoop:
             task = bar.add_task("search", total=budget, info="")
             iteration = 0
             while len(records) < budget:
+                state = self._rescore(records)
                 archs = self.strategy.ask()
                 if not archs:
                     break
@@ -99,10 +116,11 @@ class SearchLoop:
                 complete = len(new) <= room
                 if complete:
                     F = np.array([records[k]["F"] for k in keys])
-                    self.strategy.tell(archs, F)
+                    G = np.array([records[k].get("G", []) for k in keys], dtype=float)
+                    self.strategy.tell(archs, F, G.reshape(len(keys), -1))
                 if ref is None:
                     ref = self._reference(records)
-                summary = self._write_iteration(iteration, records, new[:room], ref)
+                summary = self._write_iteration(iteration, records, new[:room], ref, state)
                 if self.on_iteration is not None:
                     self.on_iteration(summary)
                 iteration += 1
@@ -110,9 +128,25 @@ class SearchLoop:
                     break
         return list(records.values())
 
+    def _rescore(self, records: dict[str, dict[str, Any]]) -> dict[str, float] | None:
+        """Let an archive-dependent metric rescore every record; the strategy is told."""
+        ok = [r for r in records.values() if not r["failed"]]
+        metric = self.evaluator.metric
+        state = metric.rescore([r["metric"] for r in ok])
+        if state is None:
+            return None
+        sign = -1.0 if metric.higher_is_better else 1.0
+        for r in ok:
+            r["F"] = [sign * r["metric"][metric.name], *r["F"][1:]]
+        self.strategy.rescore({tuple(r["genes"]): np.asarray(r["F"], dtype=float) for r in ok})
+        return state
+
     @staticmethod
     def _reference(records: dict[str, dict[str, Any]]) -> np.ndarray | None:
-        F = np.array([r["F"] for r in records.values() if not r["failed"]])
+        """MSuNAS's reference point: 1.01 x the worst of the first iteration (the DOE)."""
+        F = np.array(
+            [r["F"] for r in records.values() if not r["failed"] and r.get("feasible", True)]
+        )
         return reference_point(F) if len(F) else None
 
     def _best_info(self, records: dict[str, dict[str, Any]]) -> str:
@@ -132,21 +166,26 @@ class SearchLoop:
         records: dict[str, dict[str, Any]],
         candidates: list[str],
         ref: np.ndarray | None,
+        state: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         ok = [r for r in records.values() if not r["failed"]]
-        F = np.array([r["F"] for r in ok]).reshape(len(ok), self.evaluator.n_obj)
+        feasible = [r for r in ok if r.get("feasible", True)]
+        F = np.array([r["F"] for r in feasible]).reshape(len(feasible), self.evaluator.n_obj)
         hv = hypervolume(F[np.all(ref >= F, axis=1)], ref) if ref is not None else 0.0
-        best = min(ok, key=lambda r: r["F"][0]) if ok else None
+        best = min(feasible, key=lambda r: r["F"][0]) if feasible else None
         summary = {
             "iteration": iteration,
             "n_evals": len(records),
             "n_failed": len(records) - len(ok),
+            "n_feasible": len(feasible),
             "objectives": self.evaluator.objective_names,
             "hv": hv,
             "hv_ref": None if ref is None else ref.tolist(),
             "best": best,
             "candidates": candidates,
             "surrogate": None,
+            **self.strategy.info(),
+            **(state or {}),
         }
         write_json_atomic(
             self.out_dir / f"iter_{iteration}.json",

@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +16,21 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from nasx.config import build
+from nasx.config import build, objective_names
 from nasx.data.base import ImageData
 from nasx.errors import NasxError
 from nasx.evaluator import Evaluator
-from nasx.io import Journal, save_torch_atomic, write_json_atomic, write_text_atomic
+from nasx.io import save_torch_atomic, write_json_atomic, write_text_atomic
 from nasx.lit.supernet import SupernetLitModule
 from nasx.lit.tracking import SearchTracker
 from nasx.plots import plot_hypervolume, plot_pareto
 from nasx.search.base import SearchStrategy
-from nasx.search_loop import SearchLoop
+from nasx.search_loop import SearchLoop, load_records
 from nasx.search_space.base import SearchSpace
-from nasx.select import Selection, select_architectures
+from nasx.select import Selection, front_records, select_architectures
 from nasx.supernet.sampler import UniformPathSampler
 
 log = logging.getLogger(__name__)
@@ -128,7 +130,9 @@ def run_search(
     if done.exists():
         log.info("search: %s exists, skipping", done)
         return json.loads(done.read_text())
-    strategy.setup(evaluator.space, evaluator.n_obj, cfg.seed)
+    strategy.setup(
+        evaluator.space, evaluator.n_obj, cfg.seed, evaluator.n_constr, evaluator.cost_row
+    )
     history: list[tuple[int, float]] = []
 
     def on_iteration(summary: dict[str, Any]) -> None:
@@ -159,24 +163,56 @@ def run_search(
 def run_select(
     cfg: DictConfig, space: SearchSpace, supernet: nn.Module | None, run_dir: Path
 ) -> dict[str, Any]:
-    """Write the non-dominated architectures and the best trade-offs to ``final/``."""
+    """Choose architectures from the search archive (`nasx.select`) and write ``final/``.
+
+    ``final/<name>/`` gets arch.txt, config.json, stats.json (why and by what it was chosen)
+    and the inherited weights; ``final/front.csv`` lists the non-dominated records with
+    ``selected`` yes/no, ``final/results.csv`` every evaluated record (CNAS's
+    ``--save_stats_csv``). ``final/selection.json`` is written last: with the same ``select``
+    settings the stage is then skipped; with other settings the selection is made again and
+    the previous selection's folders are replaced.
+    """
     fdir = run_dir / "final"
     marker = fdir / "selection.json"
-    if marker.exists():
+    sc = cfg.select
+    settings = OmegaConf.to_container(sc, resolve=True)
+    previous = json.loads(marker.read_text()) if marker.exists() else None
+    # a marker from before select.mode existed holds no settings: it was a tradeoff selection
+    if previous is not None and (
+        previous["settings"] == settings if "settings" in previous else sc.mode == "tradeoff"
+    ):
         log.info("select: %s exists, skipping", marker)
-        return json.loads(marker.read_text())
-    records = Journal(run_dir / "search" / "evaluations.jsonl").read()
-    if not records and not cfg.select.archs:
+        return dict(previous)
+    records = load_records(run_dir / "search")
+    if not records and not sc.archs:
         raise NasxError(
             f"select: no evaluated architectures in {run_dir / 'search'}: run the search stage "
             "first (stages=[search,select]) or name architectures with select.archs=[...]"
         )
-    chosen = select_architectures(records, cfg.select.n_tradeoffs)
+    names = objective_names(cfg)
+    feasible = [r for r in records if r.get("feasible", True)]
+    if len(feasible) < len(records) and not any(not r.get("failed") for r in feasible):
+        log.warning(
+            "select: no evaluated architecture meets the objective bounds; choosing among all"
+        )
+        feasible = records
+    chosen = select_architectures(
+        feasible,
+        sc.n_tradeoffs,
+        mode=sc.mode,
+        n=sc.n,
+        prefer=sc.prefer,
+        objective=sc.objective,
+        objective_names=names,
+        normalize=sc.normalize,
+        n_exits=sc.n_exits,
+    )
     known = {r["arch"]: r for r in records if not r.get("failed")}
-    for k, text in enumerate(cfg.select.archs):
+    for k, text in enumerate(sc.archs):
         key = space.to_str(space.parse(text))
         chosen.append(Selection(f"given_{k:02d}", known.get(key, {"arch": key}), ("given",)))
-    rows = []
+    if previous is not None:
+        _remove_previous_selection(fdir, previous, keep={s.name for s in chosen})
     for sel in chosen:
         arch = space.parse(sel.record["arch"])
         out = fdir / sel.name
@@ -185,29 +221,78 @@ def run_select(
         stats = {
             k: sel.record.get(k) for k in ("arch", "metric", "objectives", "F", "ground_truth")
         }
-        write_json_atomic(out / "stats.json", {**stats, "reasons": list(sel.reasons)})
+        why = {
+            "reasons": list(sel.reasons),
+            "mode": "given" if "given" in sel.reasons else sc.mode,
+            "rank": sel.rank,
+            "chosen_by": dict(sel.info),
+        }
+        write_json_atomic(out / "stats.json", {**stats, "objective_names": names, **why})
         if supernet is not None:
             net = space.extract(supernet, arch).cpu()
             save_torch_atomic(out / "weights.pt", {"state_dict": net.state_dict()})
-        rows.append(
-            {
-                "name": sel.name,
-                "arch": sel.record["arch"],
-                "reasons": "+".join(sel.reasons),
-                **sel.record.get("metric", {}),
-                **sel.record.get("objectives", {}),
-            }
-        )
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(fdir / "front.csv", buf.getvalue())
+    by_arch = {s.record["arch"]: s for s in chosen}
+    front = front_records(records, sc.n_exits)
+    write_text_atomic(
+        fdir / "front.csv",
+        _csv_text([_record_row(r, by_arch, position=k) for k, r in enumerate(front)]),
+    )
+    write_text_atomic(fdir / "results.csv", _csv_text([_record_row(r, by_arch) for r in records]))
     result = {
+        "settings": settings,
+        "objectives": names,
         "selected": [
             {"name": s.name, "arch": s.record["arch"], "reasons": list(s.reasons)} for s in chosen
-        ]
+        ],
     }
     write_json_atomic(marker, result)
     log.info("select: %d architectures written to %s", len(chosen), fdir)
     return result
+
+
+#: the files run_select writes into each ``final/<name>/`` folder
+_SELECTION_FILES = {"arch.txt", "config.json", "stats.json", "weights.pt"}
+
+
+def _remove_previous_selection(fdir: Path, previous: dict[str, Any], keep: set[str]) -> None:
+    """Delete the folders of an earlier selection, unless they hold files nasx did not write."""
+    for entry in previous.get("selected", []):
+        name = str(entry.get("name", ""))
+        folder = fdir / name
+        if name in keep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in {".", ".."}:
+            continue
+        if not folder.is_dir():
+            continue
+        if {p.name for p in folder.iterdir()} <= _SELECTION_FILES and not any(
+            p.is_dir() for p in folder.iterdir()
+        ):
+            shutil.rmtree(folder)
+        else:
+            log.warning("select: %s holds other files; left in place", folder)
+
+
+def _record_row(
+    rec: dict[str, Any], chosen: dict[str, Selection], position: int | None = None
+) -> dict[str, Any]:
+    """One CSV row: the record's arch, metric values, costs and ground truth, and its folder."""
+    sel = chosen.get(rec["arch"])
+    row: dict[str, Any] = {} if position is None else {"position": position}
+    row.update(arch=rec["arch"], failed="yes" if rec.get("failed") else "no")
+    row.update(rec.get("metric") or {})
+    row.update(rec.get("objectives") or {})
+    row.update({f"gt_{k}": v for k, v in (rec.get("ground_truth") or {}).items()})
+    row.update(
+        selected="yes" if sel is not None else "no",
+        name=sel.name if sel is not None else "",
+        reasons="+".join(sel.reasons) if sel is not None else "",
+    )
+    return row
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    """CSV with the union of the rows' keys as header (first-seen order)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

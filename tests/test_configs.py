@@ -57,7 +57,11 @@ def test_option_composes_and_instantiates(compose_cfg, group: str, option: str) 
     elif group == "supernet":
         assert node.epochs >= 1
     elif group == "surrogate":
-        assert node.name == "none"
+        if option == "none":
+            assert "_target_" not in node  # plain NSGA-II, no predictor
+        else:
+            surrogate = instantiate(node, seed=0)
+            assert surrogate.name == option
     else:
         parts = build_parts(cfg)  # instantiates space, dataset, metric, costs, search
         assert parts.space.n_var == 6

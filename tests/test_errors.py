@@ -140,3 +140,18 @@ def test_reusing_a_run_dir_with_another_config_is_refused(earlier_run: Path) -> 
 def test_search_without_a_supernet_names_the_fix(tmp_path: Path) -> None:
     res = run_cli("experiment=smoke", "stages=[search]", f"hydra.run.dir={tmp_path}")
     _fails_cleanly(res, "no trained supernet", "supernet.checkpoint=")
+
+
+def test_cli_malformed_preference_exits_2_with_one_line(tmp_path: Path) -> None:
+    res = run_cli(
+        "experiment=smoke",
+        "metric=benchmark",
+        "stages=[search,select]",
+        "select.mode=prefer",
+        "select.prefer='top1#abc+flops#1'",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    out = _fails_cleanly(res, "select.prefer=", "key#value+key#value", "keys: benchmark")
+    assert res.returncode == 2, out
+    assert len([line for line in out.splitlines() if "nasx: error:" in line]) == 1, out
+    assert not (tmp_path / "run" / "search").exists(), "nothing was searched"

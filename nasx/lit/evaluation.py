@@ -1,4 +1,4 @@
-"""Evaluation passes through one reused Lightning ``Trainer`` (validation loop)."""
+"""Evaluation through one reused Lightning ``Trainer`` (validation loop), and fine-tuning."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nasx.metric.base import EvalResult
+from nasx.optim.finetune import FinetuneSpec, make_optimizer, training_step
 
 
 class _EvalModule(L.LightningModule):
@@ -70,3 +71,44 @@ class LightningRunner:
         self.trainer.validate(module, dataloaders=loader, verbose=False)
         n = max(len(module.losses), 1)
         return EvalResult(sum(module.losses) / n, module.correct / max(module.seen, 1), module.seen)
+
+    def finetune(self, net: nn.Module, loader: DataLoader, spec: FinetuneSpec) -> float:
+        """Fine-tune through ``Trainer.fit`` (a fresh Trainer: max_epochs differs per spec)."""
+        module = _FinetuneModule(net, spec, spec.steps(loader))
+        trainer = L.Trainer(
+            accelerator=self.trainer.accelerator,
+            devices=1,
+            precision=self.trainer.precision_plugin.precision,
+            max_epochs=spec.epochs,
+            limit_train_batches=spec.max_batches if spec.max_batches is not None else 1.0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(module, train_dataloaders=loader)
+        net.eval()
+        return sum(module.losses) / max(len(module.losses), 1)
+
+
+class _FinetuneModule(L.LightningModule):
+    """Manual optimisation: SAM/ASAM need two backward passes per step."""
+
+    def __init__(self, net: nn.Module, spec: FinetuneSpec, total_steps: int) -> None:
+        super().__init__()
+        self.net, self.spec, self.total_steps = net, spec, total_steps
+        self.automatic_optimization = False
+        self.losses: list[float] = []
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        # the optimiser is stepped directly: SAM's two passes do not fit Lightning's
+        # closure-based optimizer.step
+        x, y = batch
+        self.losses.append(training_step(self.net, x, y, self.opt, self.manual_backward))
+        self.sched.step()
+
+    def configure_optimizers(self) -> Any:
+        # the schedule is stepped by hand above (it sits on SAM's base optimiser)
+        self.opt, self.sched = make_optimizer(self.net.parameters(), self.spec, self.total_steps)
+        return self.opt

@@ -20,7 +20,7 @@ class SearchTracker:
         self.logger, self.metric_name = logger, metric_name
 
     def iteration(self, summary: dict[str, Any]) -> None:
-        """Log one iteration's hypervolume, budget used and best score."""
+        """Log one iteration's hypervolume, budget used, best score and surrogate fit."""
         if self.logger is None:
             return
         metrics: dict[str, float] = {
@@ -29,6 +29,11 @@ class SearchTracker:
             "search/n_failed": summary["n_failed"],
             "search/hv": summary["hv"],
         }
+        fit = summary.get("surrogate")
+        if fit:  # MSuNAS: the surrogate's fit quality, as in iter_<k>.json
+            metrics.update({f"surrogate/{k}": fit[k] for k in ("rmse", "rho", "tau")})
+        if "alpha_norm" in summary:  # FlatNAS top1_robust scale
+            metrics["search/alpha_norm"] = summary["alpha_norm"]
         best = summary.get("best")
         if best is not None:
             metrics[f"search/best_{self.metric_name}"] = best["metric"][self.metric_name]

@@ -23,6 +23,7 @@ from nasx.metric.proxies import SnipMetric as SnipMetric
 from nasx.metric.proxies import SynflowMetric as SynflowMetric
 from nasx.metric.proxies import ZeroCostMetric as ZeroCostMetric
 from nasx.metric.robustness import RobustnessMetric as RobustnessMetric
+from nasx.metric.robustness import Top1RobustMetric as Top1RobustMetric
 from nasx.metric.runner import TorchRunner as TorchRunner
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "RobustnessMetric",
     "SnipMetric",
     "SynflowMetric",
+    "Top1RobustMetric",
     "TorchRunner",
     "ZeroCostMetric",
 ]

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nasx.data.base import ImageData
+from nasx.optim.finetune import FinetuneSpec
 from nasx.search_space.base import Architecture, SearchSpace
 
 
@@ -29,10 +30,14 @@ class EvalResult:
 
 
 class EvalRunner(Protocol):
-    """Runs a network over a loader without gradients (a Lightning loop in the pipeline)."""
+    """Runs networks over loaders (Lightning loops in the pipeline, bare loops in tests)."""
 
     def evaluate(self, net: nn.Module, loader: DataLoader) -> EvalResult:
         """Evaluate ``net`` (already in the wanted train/eval mode) on ``loader``."""
+        ...
+
+    def finetune(self, net: nn.Module, loader: DataLoader, spec: FinetuneSpec) -> float:
+        """Fine-tune ``net`` in place as ``spec`` says (left in eval mode); the mean loss."""
         ...
 
 
@@ -92,3 +97,13 @@ class Metric(ABC):
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
     ) -> dict[str, float]:
         """Compute the score and diagnostics."""
+
+    def rescore(self, archive: list[dict[str, float]]) -> dict[str, float] | None:
+        """Hook for archive-dependent scores, called by the search loop before every iteration.
+
+        ``archive`` holds the metric dicts of every successful evaluation so far. A metric whose
+        score depends on them (FlatNAS ``top1_robust``) updates its state, rewrites the score of
+        each dict in place and returns the state to record in the iteration file; the default
+        returns ``None`` (scores never change).
+        """
+        return None

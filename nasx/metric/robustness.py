@@ -1,18 +1,19 @@
-"""FlatNAS robustness: accuracy change under multiplicative weight noise (``perturb.py``).
+"""FlatNAS robustness (accuracy change under weight noise) and ``top1_robust``.
 
-Also the ``top1_robust`` objective's two formulas (`top1_robust`, `alpha_norm`); the objective
-itself needs a search-loop hook that rescores the archive (see `alpha_norm`).
+``top1_robust`` blends error and robustness with a scale refreshed from the archive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from nasx.metric.base import Metric, MetricContext
 from nasx.metric.bn import recalibrate_bn
 from nasx.metric.flatness import DeviceBatchCache, noise_generator
+from nasx.optim.finetune import FinetuneSpec
 from nasx.search_space.base import Architecture
 
 
@@ -39,6 +40,13 @@ class RobustnessMetric(Metric):
             (default) keeps full precision, which avoids ties between candidates.
         bn_momentum: see `FlatnessMetric`.
         device_noise: see `FlatnessMetric`.
+        finetune_epochs: fine-tune each candidate this many epochs before scoring (FlatNAS
+            trains every candidate for 1 epoch with ASAM; 0, the default, scores the
+            inherited supernet weights after BN recalibration).
+        finetune_optimizer: ``asam`` (FlatNAS), ``sam`` or ``sgd``.
+        finetune_lr: base SGD learning rate (FlatNAS: 0.1, momentum 0.9, wd 5e-5).
+        finetune_rho: SAM/ASAM radius (FlatNAS: 2.0).
+        finetune_batches: limit each fine-tuning epoch to this many batches (``None``: all).
     """
 
     name = "robustness"
@@ -53,6 +61,11 @@ class RobustnessMetric(Metric):
         round_to: int | None = None,
         bn_momentum: float | None = 0.1,
         device_noise: bool = True,
+        finetune_epochs: int = 0,
+        finetune_optimizer: str = "asam",
+        finetune_lr: float = 0.1,
+        finetune_rho: float = 2.0,
+        finetune_batches: int | None = None,
     ) -> None:
         if sigma < 0:
             raise ValueError(f"metric.sigma must be >= 0, got {sigma}")
@@ -65,6 +78,13 @@ class RobustnessMetric(Metric):
         self.sigma, self.draws, self.round_to = float(sigma), draws, round_to
         self.val_images, self.recal_images, self.bn_momentum = val_images, recal_images, bn_momentum
         self.device_noise = device_noise
+        self.finetune = FinetuneSpec(
+            epochs=finetune_epochs,
+            optimizer=finetune_optimizer,
+            lr=finetune_lr,
+            rho=finetune_rho,
+            max_batches=finetune_batches,
+        )
         self._batches = DeviceBatchCache()
 
     def _compute(
@@ -72,9 +92,14 @@ class RobustnessMetric(Metric):
     ) -> dict[str, float]:
         net = ctx.space.extract(ctx.supernet, arch)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        recalibrate_bn(
-            net, ctx.data.train_loader(seed), self.recal_images, self.bn_momentum, ctx.device
-        )
+        if self.finetune.epochs > 0:
+            # a trained candidate keeps the BN statistics of its own training (FlatNAS)
+            ctx.runner.finetune(net, ctx.data.train_loader(seed), self.finetune)
+        else:
+            recalibrate_bn(
+                net, ctx.data.train_loader(seed), self.recal_images, self.bn_momentum, ctx.device
+            )
+        net.eval()
         loader = self._batches.loader(ctx.data, "valid", self.val_images, ctx.device)
         acc0 = 100.0 * ctx.runner.evaluate(net, loader).accuracy
         params = [p for p in net.parameters()]
@@ -122,3 +147,62 @@ def alpha_norm(errs: Sequence[float], robs: Sequence[float]) -> float:
     if mean_rob == 0:
         return 1.0
     return (sum(errs) / len(errs)) / mean_rob
+
+
+class Top1RobustMetric(RobustnessMetric):
+    """FlatNAS ``top1_robust = alpha * top1_err + alpha_norm * (1 - alpha) * robustness``.
+
+    Lower is better. With ``alpha_norm: null`` (FlatNAS), the scale is refreshed at the start
+    of every search iteration from every architecture evaluated so far (`rescore`), and the
+    whole archive is rescored with it; architectures evaluated in an iteration carry that
+    iteration's value (1.0 before anything was evaluated, FlatNAS's DOE value). A number
+    fixes the scale. Every other argument is `RobustnessMetric`'s.
+
+    Args:
+        alpha: weight of the error (FlatNAS: 0.5).
+        alpha_norm: fixed scale, or ``None`` for FlatNAS's adaptive one.
+        **kwargs: `RobustnessMetric` arguments.
+    """
+
+    name = "top1_robust"
+    higher_is_better = False
+
+    def __init__(self, alpha: float = 0.5, alpha_norm: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"metric.alpha must be in [0, 1], got {alpha}")
+        if alpha_norm is not None and alpha_norm <= 0:
+            raise ValueError(f"metric.alpha_norm must be > 0 or null, got {alpha_norm}")
+        self.alpha, self.fixed_norm = float(alpha), alpha_norm
+        self.current_norm = 1.0 if alpha_norm is None else float(alpha_norm)
+
+    def _compute(
+        self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
+    ) -> dict[str, float]:
+        out = super()._compute(arch, ctx, generator)
+        out["alpha_norm"] = self.current_norm
+        out[self.name] = self.score(out)
+        return out
+
+    def score(self, values: dict[str, float]) -> float:
+        """``top1_robust`` of stored ``top1_err`` and ``robustness`` with the current scale."""
+        return top1_robust(
+            values["top1_err"], values["robustness"], self.alpha, values["alpha_norm"]
+        )
+
+    def rescore(self, archive: list[dict[str, float]]) -> dict[str, float] | None:
+        """Refresh ``alpha_norm`` from ``archive`` (FlatNAS ``compute_alpha_norm``).
+
+        Sets every entry's ``alpha_norm`` and score in place and returns ``{"alpha_norm": x}``
+        for the iteration file; ``None`` when the scale is fixed.
+        """
+        if self.fixed_norm is not None:
+            return None
+        if archive:
+            self.current_norm = alpha_norm(
+                [v["top1_err"] for v in archive], [v["robustness"] for v in archive]
+            )
+        for values in archive:
+            values["alpha_norm"] = self.current_norm
+            values[self.name] = self.score(values)
+        return {"alpha_norm": self.current_norm}

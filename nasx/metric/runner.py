@@ -1,4 +1,4 @@
-"""A plain-PyTorch evaluation pass (the pipeline uses the Lightning one in `nasx.lit`)."""
+"""Plain-PyTorch evaluation and fine-tuning (the pipeline uses the Lightning ones in `nasx.lit`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nasx.metric.base import EvalResult
+from nasx.optim.finetune import FinetuneSpec, finetune
 
 
 class TorchRunner:
@@ -25,3 +26,6 @@ class TorchRunner:
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
         return EvalResult(sum(losses) / max(len(losses), 1), correct / max(seen, 1), seen)
+
+    def finetune(self, net: nn.Module, loader: DataLoader, spec: FinetuneSpec) -> float:
+        return finetune(net, loader, spec, self.device)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from nasx.search_space.base import Architecture, SearchSpace
+
+#: ``costs(arch) -> (cost columns of F, G)``, exact (`nasx.evaluator.Evaluator.cost_row`)
+CostFn = Callable[[Architecture], tuple[np.ndarray, np.ndarray]]
 
 
 class SearchStrategy(ABC):
@@ -32,11 +36,26 @@ class SearchStrategy(ABC):
         self.seed = seed
         self.space: SearchSpace
         self.rng: np.random.Generator
-        self.n_obj = 1
+        self.n_obj, self.n_constr = 1, 0
+        self.costs: CostFn | None = None
+        #: constraint rows of the last `tell` (strategies that handle constraints read it)
+        self._G = np.zeros((0, 0))
 
-    def setup(self, space: SearchSpace, n_obj: int, run_seed: int) -> None:
-        """Bind the space and the number of objectives; seed the generator."""
-        self.space, self.n_obj = space, n_obj
+    def setup(
+        self,
+        space: SearchSpace,
+        n_obj: int,
+        run_seed: int,
+        n_constr: int = 0,
+        costs: CostFn | None = None,
+    ) -> None:
+        """Bind the space, the numbers of objectives and constraints; seed the generator.
+
+        ``costs`` gives the exact cost columns of ``F`` and ``G`` of any architecture without
+        evaluating the metric (`nasx.evaluator.Evaluator.cost_row`); surrogate-assisted
+        strategies need it, others ignore it.
+        """
+        self.space, self.n_obj, self.n_constr, self.costs = space, n_obj, n_constr, costs
         seed = run_seed if self.seed is None else self.seed
         self.rng = np.random.default_rng(seed)
         self._setup(seed)
@@ -48,10 +67,30 @@ class SearchStrategy(ABC):
         """The next architectures to evaluate (empty: the strategy is finished)."""
         return self._ask()
 
-    def tell(self, archs: Sequence[Architecture], F: np.ndarray) -> None:
-        """Report the objective rows of ``archs`` (the list `ask` returned)."""
+    def tell(
+        self, archs: Sequence[Architecture], F: np.ndarray, G: np.ndarray | None = None
+    ) -> None:
+        """Report the objective rows ``F`` (and constraint rows ``G``, ``<= 0`` feasible)."""
         F = np.asarray(F, dtype=float).reshape(len(archs), self.n_obj)
+        if G is None or self.n_constr == 0:
+            G = np.zeros((len(archs), self.n_constr))
+        self._G = np.asarray(G, dtype=float).reshape(len(archs), self.n_constr)
         self._tell(list(archs), F)
+
+    def info(self) -> dict[str, Any]:
+        """What the strategy reports per iteration (e.g. the surrogate's fit); ``{}``."""
+        return {}
+
+    def rescore(self, F: Mapping[tuple[int, ...], np.ndarray]) -> None:
+        """Replace the objective rows of architectures told before (keyed by genes).
+
+        Called when the metric's scale changes with the archive (FlatNAS ``top1_robust``);
+        strategies that keep told values must update them (`_rescore`).
+        """
+        self._rescore({k: np.asarray(v, dtype=float).reshape(self.n_obj) for k, v in F.items()})
+
+    def _rescore(self, F: dict[tuple[int, ...], np.ndarray]) -> None:  # noqa: B027  (optional)
+        """Hook: update stored values (nothing to do for strategies that keep none)."""
 
     @abstractmethod
     def _ask(self) -> list[Architecture]: ...

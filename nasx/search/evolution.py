@@ -77,6 +77,10 @@ class EvolutionSearch(SearchStrategy):
         nxt += self._random(self.population - len(nxt))
         self._next = nxt
 
+    def _rescore(self, F: dict[tuple[int, ...], np.ndarray]) -> None:
+        rows = [(float(F[a.genes][0]) if a.genes in F else f, a) for f, a in self._top]
+        self._top = sorted(rows, key=lambda t: t[0])
+
     def _mutant(self, parents: list[Architecture]) -> Architecture:
         parent = parents[int(self.rng.integers(len(parents)))]
         return self.space.mutate(parent, self.rng, self.mutation_prob)

@@ -122,6 +122,30 @@ class SearchSpace(ABC):
         """Every architecture of the space, in a fixed order (``None``: not enumerable)."""
         return None
 
+    def extremes(self) -> list[Architecture]:
+        """Architectures at the ends of the cost range, distinct and in a fixed order.
+
+        Feasibility checks and LUT builders start from these. The default is the all-lower and
+        the all-upper gene vector; spaces add what else is extreme in them (NB201: every cell
+        made of one operation, since all-``none`` is the cheapest).
+        """
+        out: list[Architecture] = []
+        for genes in (self.lower, self.upper):
+            arch = self.decode(genes)
+            if arch not in out:
+                out.append(arch)
+        return out
+
+    def latency_keys(self, arch: Architecture) -> list[str] | None:
+        """One latency-LUT key per layer of ``arch``'s network (``None``: not supported).
+
+        Keys follow OFA/NSGANetV2's ``<ltype>-input:HxWxC-output:HxWxC`` form (``input:<in>-
+        output:<out>`` for linear layers) and are equal for equal layers, so a LUT holds each
+        distinct layer once; a layer used k times appears k times in the list. The predicted
+        latency is the sum of the listed keys' means (`nasx.objective.LatencyObjective`).
+        """
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Plain-data description written next to each selected architecture."""
         return {"space": type(self).__name__}

@@ -17,6 +17,7 @@ from nasx.search_space._nb201_net import (
     NB201Network,
     NB201Supernet,
     edge_key,
+    stage_channels,
 )
 from nasx.search_space._nb201_table import load_table
 from nasx.search_space.base import Architecture, SearchSpace
@@ -105,6 +106,40 @@ class NB201Space(SearchSpace):
         """All 15,625 cells in NAS-Bench-201 index order (the packaged table's rows)."""
         index, _ = load_table()
         return [self.parse(text) for text in sorted(index, key=index.__getitem__)]
+
+    def extremes(self) -> list[Architecture]:
+        """The all-lower/all-upper cells plus every single-operation cell (all-``none`` first)."""
+        out = super().extremes()
+        for k in range(len(OPS)):
+            arch = Architecture((k,) * len(EDGES))
+            if arch not in out:
+                out.append(arch)
+        return out
+
+    def latency_keys(self, arch: Architecture) -> list[str]:
+        """LUT keys of the stand-alone network, in execution order.
+
+        ``stem-input:SxSx3-output:SxSxC``; per search cell one ``<op>-input:HxWxC-output:HxWxC``
+        per edge whose op is not ``none`` (a ``none`` edge runs nothing); ``resblock-input:..-
+        output:..`` per stride-2 residual block; ``head-input:HxWx4C-output:1x1x4C`` (last BN,
+        ReLU and global pooling) and ``classifier-input:4C-output:<classes>``. The additions
+        that join a cell's edges are not in the LUT (as in OFA's LUT, glue is not timed).
+        """
+        c, size = self.channels, self.input_shape[1]
+        keys = [f"stem-input:{size}x{size}x{self.in_channels}-output:{size}x{size}x{c}"]
+        c_prev = c
+        for c_out, red in stage_channels(c, self.cells_per_stage):
+            if red:
+                half = (size + 1) // 2  # stride-2, padding-1 3x3 convolution
+                keys.append(f"resblock-input:{size}x{size}x{c_prev}-output:{half}x{half}x{c_out}")
+                size = half
+            else:
+                shape = f"{size}x{size}x{c_out}"
+                keys.extend(f"{OPS[k]}-input:{shape}-output:{shape}" for k in arch.genes if k != 0)
+            c_prev = c_out
+        keys.append(f"head-input:{size}x{size}x{c_prev}-output:1x1x{c_prev}")
+        keys.append(f"classifier-input:{c_prev}-output:{self.num_classes}")
+        return keys
 
     # --- networks ------------------------------------------------------------------------
     def build_supernet(self) -> NB201Supernet:

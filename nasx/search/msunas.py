@@ -1,0 +1,379 @@
+"""The MSuNAS loop of NSGANetV2/CNAS: surrogate-assisted NSGA-II with subset selection.
+
+`MSuNAS` is the engine behind ``search=nsga surrogate=<name>`` (`nasx.search.NSGASearch`
+delegates to it): a design of experiments first, then per iteration a surrogate fitted on the
+archive's first objective, NSGA-II (pymoo) on (predicted first objective, exact costs) seeded
+with the archive's non-dominated set, and ``n_candidates`` of its final population chosen to
+spread evenly along the second objective. It proposes; the search loop evaluates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Protocol
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.algorithms.soo.nonconvex.ga import GA
+from pymoo.core.crossover import Crossover
+from pymoo.core.mutation import Mutation
+from pymoo.core.problem import Problem
+from pymoo.core.sampling import Sampling
+from pymoo.operators.crossover.pntx import TwoPointCrossover
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
+from pymoo.optimize import minimize
+
+from nasx.hypervolume import non_dominated
+from nasx.search.base import CostFn
+from nasx.search_space.base import Architecture, SearchSpace
+from nasx.surrogate.base import Surrogate, fit_quality
+
+#: subset selection scores every subset when there are at most this many
+EXHAUSTIVE_SUBSETS = 5000
+#: objective rows at or above this are failed evaluations (`nasx.evaluator.FAILED_VALUE`)
+FAILED = 1e10
+
+
+class _Predict(Protocol):
+    def __call__(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class _AuxiliaryProblem(Problem):
+    """NSGANetV2's ``AuxiliarySingleLevelProblem``: predicted first objective, exact costs."""
+
+    def __init__(self, space: SearchSpace, predict: _Predict, costs: CostFn, n_obj: int) -> None:
+        probe = costs(space.decode(space.lower))[1]
+        super().__init__(
+            n_var=space.n_var,
+            n_obj=n_obj,
+            n_ieq_constr=len(probe),
+            xl=space.lower,
+            xu=space.upper,
+            vtype=int,
+        )
+        self.space, self.predict, self.costs = space, predict, costs
+
+    def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        archs = [self.space.decode(x) for x in X]
+        enc = np.array([a.encode() for a in archs], dtype=float)
+        rows = [self.costs(a) for a in archs]
+        F = np.column_stack([self.predict(enc), *(np.array([r[0] for r in rows]).T)])
+        out["F"] = F[:, : self.n_obj]
+        if self.n_ieq_constr:
+            out["G"] = np.array([r[1] for r in rows], dtype=float)
+
+
+class MSuNAS:
+    """State and steps of one surrogate-assisted search (see the module docstring).
+
+    Defaults are NSGANetV2's (``msunas.py``): DOE 100 with the smallest and largest
+    architectures, 8 candidates per iteration, NSGA-II with population 40 for 20 generations
+    (two-point crossover 0.9, polynomial mutation eta 1 on integers, duplicates removed), and
+    subset selection by a GA with population 100 for 60 generations.
+
+    Integer genes use integer-aware operators (pymoo's rounding repair), as NSGANetV2 did
+    with pymoo 0.4; CNAS on pymoo 0.6 lets float genes through and truncates them, which
+    nasx does not reproduce.
+
+    Args:
+        surrogate: the accuracy predictor, refitted every iteration.
+        n_doe: size of the initial design.
+        n_candidates: architectures proposed per iteration (``n_iter`` in NSGANetV2).
+        pop_size: NSGA-II population on the surrogate.
+        generations: NSGA-II generations on the surrogate.
+        crossover_prob: two-point crossover probability.
+        mutation_eta: polynomial-mutation distribution index.
+        subset_pop_size: population of the subset-selection GA.
+        subset_generations: generations of the subset-selection GA.
+    """
+
+    def __init__(
+        self,
+        surrogate: Surrogate,
+        n_doe: int = 100,
+        n_candidates: int = 8,
+        pop_size: int = 40,
+        generations: int = 20,
+        crossover_prob: float = 0.9,
+        mutation_eta: float = 1.0,
+        subset_pop_size: int = 100,
+        subset_generations: int = 60,
+    ) -> None:
+        for name, v in (
+            ("n_doe", n_doe),
+            ("n_candidates", n_candidates),
+            ("surrogate_pop_size", pop_size),
+            ("surrogate_generations", generations),
+            ("subset_pop_size", subset_pop_size),
+            ("subset_generations", subset_generations),
+        ):
+            if v < 1:
+                raise ValueError(f"search.{name} must be >= 1, got {v}")
+        if n_doe < 2:
+            raise ValueError(f"search.n_doe must be >= 2 (smallest and largest), got {n_doe}")
+        self.surrogate, self.n_doe, self.n_candidates = surrogate, n_doe, n_candidates
+        self.pop_size, self.generations = pop_size, generations
+        self.crossover_prob, self.mutation_eta = crossover_prob, mutation_eta
+        self.subset_pop_size, self.subset_generations = subset_pop_size, subset_generations
+        self.archive: dict[tuple[int, ...], np.ndarray] = {}
+        self.violation: dict[tuple[int, ...], float] = {}
+        self.predicted: dict[tuple[int, ...], float] = {}
+        self.fit_report: dict[str, Any] | None = None
+
+    def setup(
+        self, space: SearchSpace, n_obj: int, rng: np.random.Generator, costs: CostFn
+    ) -> None:
+        """Bind the space, the number of objectives, the generator and the exact costs."""
+        self.space, self.n_obj, self.rng, self.costs = space, n_obj, rng, costs
+
+    # --- proposals ---------------------------------------------------------------------
+    def ask(self) -> list[Architecture]:
+        """The DOE first, then ``n_candidates`` surrogate-chosen new architectures."""
+        if not self.archive:
+            return self._doe()
+        _, X, y = self._training_set()
+        if len(y) < 3:  # too few successful evaluations to fit any surrogate: explore
+            return self._random(self.n_candidates)
+        self.surrogate.fit(X, y)
+        pool = self._search_surrogate()
+        chosen = self._subset(pool)
+        if len(chosen) < self.n_candidates:  # the surrogate's front is exhausted: explore
+            chosen += self._random(self.n_candidates - len(chosen), exclude=chosen)
+        enc = np.array([a.encode() for a in chosen], dtype=float)
+        self.predicted = dict(
+            zip([a.genes for a in chosen], self.surrogate.predict(enc).tolist(), strict=True)
+        )
+        return chosen
+
+    def tell(self, archs: list[Architecture], F: np.ndarray, G: np.ndarray) -> None:
+        """Add the evaluated rows (``G``: constraints); report the surrogate's fit."""
+        for a, f, g in zip(archs, F, G, strict=True):
+            self.archive[a.genes] = np.asarray(f, dtype=float)
+            self.violation[a.genes] = float(np.clip(g, 0, None).sum()) if len(g) else 0.0
+        if not self.predicted:
+            self.fit_report = None
+            return
+        # NSGANetV2 (utils.py get_correlation): in-sample predictions for the archive the
+        # surrogate was fitted on, plus its predictions for the new candidates
+        genes, X, y = self._training_set()
+        pred = self.surrogate.predict(X)
+        for i, g in enumerate(genes):
+            if g in self.predicted:
+                pred[i] = self.predicted[g]
+        self.fit_report = {
+            "name": self.surrogate.name,
+            "winner": self.surrogate.winner,
+            **fit_quality(pred, y),
+        }
+        self.predicted = {}
+
+    def rescore(self, F: dict[tuple[int, ...], np.ndarray]) -> None:
+        """Replace archive rows (archive-dependent metrics); the next fit uses them."""
+        for g, row in F.items():
+            if g in self.archive:
+                self.archive[g] = np.asarray(row, dtype=float)
+
+    # --- steps -------------------------------------------------------------------------
+    def _doe(self) -> list[Architecture]:
+        ext = self._extremes()
+        out = list(ext)
+        out += self._random(self.n_doe - len(out), exclude=out)
+        return out
+
+    def _extremes(self) -> list[Architecture]:
+        """The smallest and largest architecture by the first cost (by genes without costs)."""
+        extremes = getattr(self.space, "extremes", None)
+        cands = list(extremes()) if callable(extremes) else []
+        cands += [self.space.decode(self.space.lower), self.space.decode(self.space.upper)]
+        cands = list({a.genes: a for a in cands}.values())
+        if self.n_obj > 1:
+            size = [float(self.costs(a)[0][0]) for a in cands]
+            lo, hi = cands[int(np.argmin(size))], cands[int(np.argmax(size))]
+        else:
+            lo, hi = cands[0], cands[-1]
+        return [lo] if lo.genes == hi.genes else [lo, hi]
+
+    def _random(self, n: int, exclude: list[Architecture] | None = None) -> list[Architecture]:
+        seen = set(self.archive) | {a.genes for a in exclude or []}
+        out: list[Architecture] = []
+        for _ in range(100 * max(n, 1)):
+            if len(out) >= n:
+                break
+            a = self.space.sample(self.rng)
+            if a.genes not in seen:
+                seen.add(a.genes)
+                out.append(a)
+        return out
+
+    def _training_set(self) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
+        """Genes, encodings and first objective of every evaluation that did not fail."""
+        rows = [(g, f) for g, f in self.archive.items() if f[0] < FAILED]
+        X = np.array([g for g, _ in rows], dtype=float).reshape(len(rows), self.space.n_var)
+        return [g for g, _ in rows], X, np.array([f[0] for _, f in rows], dtype=float)
+
+    def _front(self) -> list[tuple[int, ...]]:
+        """The archive's non-dominated genes (among the feasible ones, if any; not failed)."""
+        rows = [(g, f) for g, f in self.archive.items() if f.max() < FAILED]
+        feasible = [(g, f) for g, f in rows if self.violation.get(g, 0.0) <= 0]
+        rows = feasible or rows
+        if not rows:
+            return []
+        F = np.array([f for _, f in rows])
+        return [rows[int(i)][0] for i in non_dominated(F)]
+
+    def _seed(self) -> int:
+        return int(self.rng.integers(0, 2**31 - 1))
+
+    def _search_surrogate(self) -> list[tuple[Architecture, np.ndarray]]:
+        """NSGA-II (or a GA for one objective) on the surrogate; returns new (arch, F) pairs."""
+
+        def predict(X: np.ndarray) -> np.ndarray:
+            return self.surrogate.predict(X)
+
+        problem = _AuxiliaryProblem(self.space, predict, self.costs, self.n_obj)
+        front = self._front()
+        if self.n_obj == 1:
+            best = sorted(self.archive, key=lambda g: self.archive[g][0])[: self.n_candidates]
+            front = best
+        init = np.array(front, dtype=float) if front else None
+        common: dict[str, Any] = dict(
+            pop_size=self.pop_size,
+            crossover=TwoPointCrossover(prob=self.crossover_prob),
+            mutation=PM(eta=self.mutation_eta, vtype=float, repair=RoundingRepair()),
+            eliminate_duplicates=True,
+        )
+        if init is not None:
+            common["sampling"] = init
+        algorithm = NSGA2(**common) if self.n_obj > 1 else GA(**common)
+        res = minimize(
+            problem, algorithm, ("n_gen", self.generations), seed=self._seed(), verbose=False
+        )
+        pool: dict[tuple[int, ...], tuple[Architecture, np.ndarray]] = {}
+        for x, f in zip(res.pop.get("X"), res.pop.get("F"), strict=True):
+            a = self.space.decode(x)
+            if a.genes not in self.archive and a.genes not in pool:
+                pool[a.genes] = (a, np.asarray(f, dtype=float))
+        return list(pool.values())
+
+    def _subset(self, pool: list[tuple[Architecture, np.ndarray]]) -> list[Architecture]:
+        """K of ``pool``: the best predicted for one objective, else NSGANetV2's spread."""
+        k = self.n_candidates
+        if len(pool) <= k:
+            return [a for a, _ in pool]
+        if self.n_obj == 1:
+            order = np.argsort([f[0] for _, f in pool], kind="stable")
+            return [pool[int(i)][0] for i in order[:k]]
+        front_f2 = np.array([self.archive[g][1] for g in self._front()])
+        cand_f2 = np.array([f[1] for _, f in pool])
+        mask = select_subset(
+            front_f2, cand_f2, k, self.subset_pop_size, self.subset_generations, self._seed()
+        )
+        return [pool[int(i)][0] for i in np.flatnonzero(mask)]
+
+
+# --- subset selection (NSGANetV2 msunas.py SubsetProblem + utils.py operators) -------------
+# pymoo has no fixed-cardinality binary operators; these three are NSGANetV2's.
+
+
+class _SubsetProblem(Problem):
+    """Choose ``k`` candidates minimising the std of the gaps along the second objective."""
+
+    def __init__(self, front: np.ndarray, cands: np.ndarray, k: int) -> None:
+        super().__init__(n_var=len(cands), n_obj=1, n_ieq_constr=1, xl=0, xu=1, vtype=bool)
+        self.front, self.cands, self.k = front, cands, k
+
+    def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        F = np.full((len(X), 1), np.nan)
+        G = np.full((len(X), 1), np.nan)
+        for i, x in enumerate(X):
+            values = np.sort(np.concatenate([self.front, self.cands[x.astype(bool)]]))
+            F[i, 0] = np.std(np.diff(values)) if len(values) > 1 else 0.0
+            G[i, 0] = (self.k - int(x.sum())) ** 2
+        out["F"], out["G"] = F, G
+
+
+class _KSubsetSampling(Sampling):
+    def _do(self, problem: Any, n_samples: int, **kwargs: Any) -> np.ndarray:
+        rng = kwargs["random_state"]
+        X = np.zeros((n_samples, problem.n_var), dtype=bool)
+        for row in X:
+            row[rng.choice(problem.n_var, problem.k, replace=False)] = True
+        return X
+
+
+class _KSubsetCrossover(Crossover):
+    """Keep the bits both parents share, fill up to k from the parents' difference."""
+
+    def __init__(self) -> None:
+        super().__init__(n_parents=2, n_offsprings=1)
+
+    def _do(self, problem: Any, X: np.ndarray, **kwargs: Any) -> np.ndarray:
+        rng = kwargs["random_state"]
+        _, n_matings, n_var = X.shape
+        out = np.zeros((1, n_matings, n_var), dtype=bool)
+        for m in range(n_matings):
+            a, b = X[0, m].astype(bool), X[1, m].astype(bool)
+            child = a & b
+            rest = np.flatnonzero(a ^ b)
+            need = problem.k - int(child.sum())
+            if need > 0 and len(rest):
+                child[rng.choice(rest, min(need, len(rest)), replace=False)] = True
+            out[0, m] = child
+        return out
+
+
+class _SwapMutation(Mutation):
+    """Swap one selected bit with one unselected bit."""
+
+    def _do(self, problem: Any, X: np.ndarray, **kwargs: Any) -> np.ndarray:
+        rng = kwargs["random_state"]
+        X = X.astype(bool).copy()
+        for row in X:
+            on, off = np.flatnonzero(row), np.flatnonzero(~row)
+            if len(on) and len(off):
+                row[rng.choice(on)] = False
+                row[rng.choice(off)] = True
+        return X
+
+
+def select_subset(
+    front: np.ndarray,
+    cands: np.ndarray,
+    k: int,
+    pop_size: int = 100,
+    generations: int = 60,
+    seed: int = 0,
+) -> np.ndarray:
+    """Boolean mask choosing ``k`` of ``cands`` (second-objective values).
+
+    Chosen so that, added to ``front``, the values are spaced most evenly (the std of the
+    gaps is minimal): NSGANetV2's subset selection, solved by a pymoo GA.
+    """
+    if k >= len(cands):
+        return np.ones(len(cands), dtype=bool)
+    problem = _SubsetProblem(np.asarray(front, float), np.asarray(cands, float), k)
+    if math.comb(len(cands), k) <= EXHAUSTIVE_SUBSETS:
+        # few subsets: score them all (exact; a GA with duplicate elimination cannot even
+        # fill its population here)
+        masks = np.zeros((math.comb(len(cands), k), len(cands)), dtype=bool)
+        for row, idx in zip(masks, itertools.combinations(range(len(cands)), k), strict=True):
+            row[list(idx)] = True
+        out: dict[str, Any] = {}
+        problem._evaluate(masks, out)
+        return masks[int(np.argmin(out["F"][:, 0]))]
+    algorithm = GA(
+        pop_size=pop_size,
+        sampling=_KSubsetSampling(),
+        crossover=_KSubsetCrossover(),
+        mutation=_SwapMutation(),
+        eliminate_duplicates=True,
+    )
+    res = minimize(problem, algorithm, ("n_gen", generations), seed=seed, verbose=False)
+    X = res.X if res.X is not None else res.pop.get("X")[0]
+    mask = np.asarray(X, dtype=bool).reshape(-1)
+    if int(mask.sum()) != k:  # infeasible best: fall back to the first k
+        mask = np.zeros(len(cands), dtype=bool)
+        mask[:k] = True
+    return mask

@@ -1,0 +1,159 @@
+"""The MSuNAS loop (search=nsga surrogate=...): DOE, surrogate search, subset selection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch import nn
+
+from nasx.data import FakeData
+from nasx.evaluator import Evaluator
+from nasx.metric import BenchmarkMetric, MetricContext, TorchRunner
+from nasx.objective import Objective
+from nasx.search import NSGASearch
+from nasx.search.msunas import select_subset
+from nasx.search_loop import SearchLoop
+from nasx.search_space import NB201Space
+
+ACC = "cifar10valid_valid_acc_12ep"
+LAT = "latency_ms_pixel3"
+
+
+class TableLatency(Objective):
+    name = "latency"
+
+    def _compute(self, arch, space):
+        return space.ground_truth(arch)[LAT]
+
+
+class LinearSurrogate:
+    """A least-squares linear model on one-hot genes: cheap, deterministic, imperfect."""
+
+    name = "linear"
+    winner = "linear"
+
+    def __init__(self) -> None:
+        self.fits = 0
+
+    def _onehot(self, X):
+        X = np.asarray(X, dtype=int)
+        return np.column_stack(
+            [np.ones(len(X))] + [X[:, i] == v for i in range(6) for v in range(5)]
+        )
+
+    def fit(self, X, y):
+        self.fits += 1
+        self.coef = np.linalg.lstsq(self._onehot(X).astype(float), y, rcond=None)[0]
+
+    def predict(self, X):
+        return self._onehot(X).astype(float) @ self.coef
+
+
+def space() -> NB201Space:
+    return NB201Space(num_classes=4, channels=4, cells_per_stage=1, image_size=8)
+
+
+def make_loop(out: Path, n_evals=40, n_obj=2, seed=0, surrogate=None, **kw):
+    sp = space()
+    ctx = MetricContext(space=sp, supernet=nn.Identity(), data=FakeData(), runner=TorchRunner())
+    costs = [TableLatency()] if n_obj == 2 else []
+    ev = Evaluator(sp, BenchmarkMetric(column=ACC), costs, ctx, seed=seed)
+    args = dict(
+        n_evals=n_evals,
+        n_doe=16,
+        n_candidates=6,
+        surrogate_pop_size=20,
+        surrogate_generations=5,
+        subset_pop_size=20,
+        subset_generations=10,
+    )
+    args.update(kw)
+    strategy = NSGASearch(surrogate=surrogate or LinearSurrogate(), **args)
+    strategy.setup(sp, ev.n_obj, seed, ev.n_constr, ev.cost_row)
+    return SearchLoop(out, strategy, ev, progress=False), strategy
+
+
+def iterations(out: Path) -> list[dict]:
+    files = sorted(out.glob("iter_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    return [json.loads(p.read_text()) for p in files]
+
+
+def test_subset_selection_spreads_the_second_objective():
+    cands = np.arange(1.0, 10.0)
+    one = select_subset(np.array([0.0, 10.0]), cands, 1, seed=0)
+    assert cands[one].tolist() == [5.0]
+    four = select_subset(np.array([0.0, 10.0]), cands, 4, seed=0)
+    assert sorted(cands[four].tolist()) == [2.0, 4.0, 6.0, 8.0]
+    assert select_subset(np.array([0.0]), cands[:3], 5).all()
+    # too many subsets to enumerate: the GA finds the evenly spaced choice
+    many = np.concatenate([np.arange(1.0, 10.0), np.arange(10.5, 30.0, 0.5)])
+    mask = select_subset(np.array([0.0, 40.0]), many, 3, pop_size=40, generations=30, seed=0)
+    assert mask.sum() == 3
+    assert (
+        sorted(many[mask].tolist()) == [10.0, 20.0, 30.0]
+        or np.std(np.diff(np.sort(np.concatenate([[0.0, 40.0], many[mask]])))) < 1.0
+    )
+
+
+def test_msunas_doe_then_surrogate_iterations(tmp_path):
+    loop, strategy = make_loop(tmp_path)
+    records = loop.run()
+    assert len(records) == 40
+    its = iterations(tmp_path)
+    # DOE of 16 (smallest and largest latency first), then batches of 6 (last one cut)
+    assert [it["n_evals"] for it in its] == [16, 22, 28, 34, 40]
+    assert its[0]["surrogate"] is None
+    sp = space()
+    lat = [sp.ground_truth(sp.parse(a))[LAT] for a in its[0]["candidates"]]
+    extremes = [sp.ground_truth(a)[LAT] for a in sp.extremes()]
+    assert lat[0] == pytest.approx(min(extremes)) and lat[1] == pytest.approx(max(extremes))
+    for it in its[1:-1]:
+        rep = it["surrogate"]
+        assert rep["name"] == rep["winner"] == "linear"
+        assert {"rmse", "rho", "tau"} <= set(rep)
+        assert rep["rmse"] >= 0 and -1 <= rep["tau"] <= 1
+        assert len(it["candidates"]) == 6
+    assert strategy.msunas.surrogate.fits == 4
+    # every proposal is new, and the HV with the DOE's fixed reference never shrinks
+    archs = [r["arch"] for r in records]
+    assert len(set(archs)) == len(archs)
+    hvs = [it["hv"] for it in its]
+    assert hvs == sorted(hvs) and hvs[-1] > hvs[0]
+
+
+def test_msunas_finds_better_architectures_than_its_doe(tmp_path):
+    loop, _ = make_loop(tmp_path, n_evals=64, n_obj=1, n_doe=16, n_candidates=8)
+    records = loop.run()
+    doe = [-r["F"][0] for r in records[:16]]
+    later = [-r["F"][0] for r in records[16:]]
+    assert np.mean(later) > np.mean(doe) + 2.0  # the surrogate steers towards accurate cells
+    assert max(later) >= max(doe)
+
+
+def test_msunas_is_deterministic_and_resumes(tmp_path):
+    a, _ = make_loop(tmp_path / "a", seed=3)
+    ra = a.run()
+    b, _ = make_loop(tmp_path / "b", seed=3)
+    rb = b.run()
+    assert [r["arch"] for r in ra] == [r["arch"] for r in rb]
+    # kill after 25 evaluations: keep the journal's first 25 lines, drop the iteration files
+    journal = tmp_path / "a" / "evaluations.jsonl"
+    journal.write_text("".join(journal.read_text().splitlines(keepends=True)[:25]))
+    for p in (tmp_path / "a").glob("iter_*.json"):
+        p.unlink()
+    c, _ = make_loop(tmp_path / "a", seed=3)
+    rc = c.run()
+    assert [r["arch"] for r in rc] == [r["arch"] for r in ra]
+    assert (
+        iterations(tmp_path / "a")[-1]["surrogate"] == iterations(tmp_path / "b")[-1]["surrogate"]
+    )
+
+
+def test_msunas_rejects_bad_settings():
+    with pytest.raises(ValueError, match="n_doe"):
+        NSGASearch(surrogate=LinearSurrogate(), n_doe=1)
+    with pytest.raises(ValueError, match="n_candidates"):
+        NSGASearch(surrogate=LinearSurrogate(), n_candidates=0)
