@@ -218,3 +218,36 @@ def test_search_rescores_the_archive_every_iteration(tmp_path, strategy):
     records2 = again.run()
     key = lambda rs: [(r["arch"], np.round(r["F"], 9).tolist()) for r in rs]  # noqa: E731
     assert key(records2) == key(records)
+
+
+def test_flatnas_through_the_pipeline(compose_cfg, tmp_path):
+    """top1_robust with ASAM fine-tuning, Lightning loops, and the rescored archive selected."""
+    from nasx import pipeline
+    from nasx.search_loop import load_records
+
+    cfg = compose_cfg(
+        "experiment=smoke",
+        "metric=top1_robust",
+        "metric.val_images=32",
+        "metric.draws=2",
+        "metric.sigma=1.0",
+        "metric.finetune_epochs=1",
+        "metric.finetune_batches=2",
+        "search=evolution",
+        "objective=none",
+        "search.n_evals=8",
+        "search.population=4",
+        "search.top_k=2",
+        "search.n_mutation=2",
+        "search.n_crossover=2",
+    )
+    pipeline.run(cfg, tmp_path)
+    assert not list((tmp_path / "search" / "failed").glob("*"))
+    its = sorted((tmp_path / "search").glob("iter_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    last = json.loads(its[-1].read_text())
+    assert len(its) == 2 and last["alpha_norm"] != 1.0
+    records = load_records(tmp_path / "search")
+    assert all(r["metric"]["alpha_norm"] == last["alpha_norm"] for r in records)
+    chosen = json.loads((tmp_path / "final" / "selection.json").read_text())["selected"][0]
+    best = min(records, key=lambda r: r["F"][0])
+    assert chosen["arch"] == best["arch"]

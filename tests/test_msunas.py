@@ -157,3 +157,71 @@ def test_msunas_rejects_bad_settings():
         NSGASearch(surrogate=LinearSurrogate(), n_doe=1)
     with pytest.raises(ValueError, match="n_candidates"):
         NSGASearch(surrogate=LinearSurrogate(), n_candidates=0)
+
+
+# --- through the pipeline ------------------------------------------------------------------
+
+
+def test_pipeline_runs_msunas_on_the_table_and_resumes(compose_cfg, tmp_path):
+    from nasx import pipeline
+    from nasx.io import Journal
+
+    overrides = (
+        "experiment=msunas_nb201",
+        "surrogate=rbf",
+        "logger=none",
+        "progress=false",
+        "search.n_evals=36",
+        "search.n_doe=12",
+        "search.n_candidates=8",
+        "search.surrogate_generations=5",
+        "search.subset_generations=10",
+    )
+    out = pipeline.run(compose_cfg(*overrides), tmp_path / "a")
+    assert out["search"]["n_evals"] == 36
+    its = iterations(tmp_path / "a" / "search")
+    assert [it["n_evals"] for it in its] == [12, 20, 28, 36]
+    assert its[0]["surrogate"] is None
+    assert all(it["surrogate"]["name"] == "rbf" for it in its[1:])
+    assert its[-1]["objectives"] == ["-benchmark", "latency"]
+    assert (tmp_path / "a" / "final" / "front.csv").exists()
+    # killed after 25 evaluations: the re-run ends with the same archive and surrogate report
+    journal = tmp_path / "a" / "search" / "evaluations.jsonl"
+    full = Journal(journal).read()
+    for p in (tmp_path / "a").rglob("*"):
+        if p.is_file() and p.name != "nasx_config.json":
+            p.unlink()
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text("".join(json.dumps(r) + "\n" for r in full[:25]))
+    pipeline.run(compose_cfg(*overrides), tmp_path / "a")
+    again = Journal(journal).read()
+    assert [r["arch"] for r in again] == [r["arch"] for r in full]
+    assert iterations(tmp_path / "a" / "search")[-1]["surrogate"] == its[-1]["surrogate"]
+
+
+def test_bounded_cost_is_a_constraint_of_the_search(compose_cfg, tmp_path):
+    from nasx import pipeline
+
+    cfg = compose_cfg(
+        "space=nb201",
+        "metric=benchmark",
+        "objective=latency",
+        "objective.costs.0.upper=0.015",
+        "stages=[search,select]",
+        "search.n_evals=60",
+        "logger=none",
+        "progress=false",
+    )
+    pipeline.run(cfg, tmp_path)
+    last = iterations(tmp_path / "search")[-1]
+    rows = last["archive"]
+    assert all(len(r["G"]) == 1 for r in rows)
+    for r in rows:
+        lat = r["objectives"]["latency"]
+        assert r["G"][0] == pytest.approx(max(0.0, lat - 0.015))
+        assert r["feasible"] == (lat <= 0.015)
+    assert any(r["feasible"] for r in rows) and not all(r["feasible"] for r in rows)
+    assert last["best"]["feasible"]
+    chosen = json.loads((tmp_path / "final" / "selection.json").read_text())["selected"]
+    by_arch = {r["arch"]: r for r in rows}
+    assert all(by_arch[s["arch"]]["feasible"] for s in chosen if s["arch"] in by_arch)

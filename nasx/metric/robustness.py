@@ -122,7 +122,7 @@ class RobustnessMetric(Metric):
         rob = sum(diffs) / len(diffs)
         if self.round_to is not None:
             rob = round(rob, self.round_to)
-        return {self.name: rob, "accuracy": acc0 / 100.0, "top1_err": 100.0 - acc0}
+        return {"robustness": rob, "accuracy": acc0 / 100.0, "top1_err": 100.0 - acc0}
 
 
 def top1_robust(err: float, rob: float, alpha: float = 0.5, alpha_norm: float = 1.0) -> float:
