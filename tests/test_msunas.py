@@ -225,3 +225,16 @@ def test_bounded_cost_is_a_constraint_of_the_search(compose_cfg, tmp_path):
     chosen = json.loads((tmp_path / "final" / "selection.json").read_text())["selected"]
     by_arch = {r["arch"]: r for r in rows}
     assert all(by_arch[s["arch"]]["feasible"] for s in chosen if s["arch"] in by_arch)
+
+
+def test_evolution_prefers_feasible_architectures():
+    from nasx.search import EvolutionSearch
+
+    sp = space()
+    strat = EvolutionSearch(n_evals=10, population=4, top_k=2, n_mutation=1, n_crossover=1)
+    strat.setup(sp, 1, 0, n_constr=1)
+    archs = strat.ask()
+    F = np.array([[-90.0], [-80.0], [-70.0], [-60.0]])
+    G = np.array([[0.5], [0.0], [2.0], [0.0]])  # the best one violates the constraint
+    strat.tell(archs, F, G)
+    assert [a.genes for _, a in strat._top] == [archs[1].genes, archs[3].genes]

@@ -9,6 +9,9 @@ import numpy as np
 from nasx.search.base import SearchStrategy
 from nasx.search_space.base import Architecture
 
+#: score given to an architecture that violates a constraint (plus its violation)
+INFEASIBLE = 1e12
+
 
 class EvolutionSearch(SearchStrategy):
     """The evolution loop of RLNAS/GeNAS (``search.py``), on the first objective only.
@@ -67,8 +70,11 @@ class EvolutionSearch(SearchStrategy):
         return list(self._next)
 
     def _tell(self, archs: list[Architecture], F: np.ndarray) -> None:
+        # a violated constraint ranks behind every feasible architecture (Deb's rule)
+        violation = np.clip(self._G, 0, None).sum(axis=1) if self._G.size else np.zeros(len(F))
+        score = np.where(violation > 0, INFEASIBLE + violation, F[:, 0])
         merged = {a.genes: (float(f), a) for f, a in self._top}
-        merged.update({a.genes: (float(f), a) for a, f in zip(archs, F[:, 0], strict=True)})
+        merged.update({a.genes: (float(f), a) for a, f in zip(archs, score, strict=True)})
         self._top = sorted(merged.values(), key=lambda t: t[0])[: self.top_k]
         self._generation += 1
         parents = [a for _, a in self._top]
