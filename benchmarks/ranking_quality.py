@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 import nasx.config  # noqa: F401  (schema and resolvers)
 from nasx import pipeline
@@ -101,7 +103,13 @@ def collect(out: Path, runs: list[tuple[str, str, str]]) -> list[dict[str, Any]]
         scores = {r["arch"]: r["metric"][metric] for r in recs}
         scored[f"{metric}_{sup}"] = scores
         done = out / name / "correlate" / "summary.json"
-        higher = json.loads(done.read_text())["higher_is_better"] if done.exists() else True
+        higher = (
+            json.loads(done.read_text())["higher_is_better"]
+            if done.exists()
+            else instantiate(
+                OmegaConf.load(ROOT / "conf" / "metric" / f"{metric}.yaml")
+            ).higher_is_better
+        )
         secs = sum(r.get("seconds", 0.0) for r in recs) / len(recs)
         rows.append(
             {"metric": metric, "supernet": sup, "s_per_cell": secs, **_tau(scores, truth, higher)}
