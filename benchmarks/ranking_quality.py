@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 f"train half of a {limit}-image CIFAR-10 subset (JPEG q75 copy), batch 64, CPU; "
                 "accuracy/flatness on 1,000 valid images after recalibrating BN on 500; proxies on "
                 "one batch of 64 with fresh weights of the same network. Tau from scipy against "
-                f"`{COLUMN}` of the packaged table. `cells` below {n} means the run was stopped "
-                "at the session's time limit and tau is over the cells it scored; `s / cell` is "
+                f"`{COLUMN}` of the packaged table. `cells` below {n}: cells the metric could not "
+                "score (NaN), or a run stopped early (tau over the cells it scored); `s / cell` is "
                 "the mean scoring time per cell (machine shared with other jobs).",
                 "",
                 text,
