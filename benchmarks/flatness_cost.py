@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _results import write_section
 from scipy.stats import kendalltau
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -412,13 +413,7 @@ def report(c: dict[str, object], s: dict[str, object], argv: Sequence[str]) -> s
 
 
 def write_results(text: str, path: Path) -> None:
-    old = path.read_text() if path.exists() else "# nasx benchmark results\n"
-    if START in old and END in old:
-        head, rest = old.split(START, 1)
-        new = head + text + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
+    write_section(path, START, END, text)
 
 
 def main(argv: Sequence[str] | None = None) -> tuple[dict[str, object], dict[str, object]]:

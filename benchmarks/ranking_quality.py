@@ -17,14 +17,12 @@ import argparse
 import json
 import logging
 import math
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from _results import cpu_model, write_section
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
@@ -209,18 +207,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     text = "\n".join(table)
     print(text)
     if args.write_results:
-        cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(
-            (ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")),
-            platform.processor(),
-        )
         section = "\n".join(
             [
                 START,
                 "## Ranking quality on NAS-Bench-201 (CIFAR-10): Kendall tau vs 200-epoch accuracy",
                 "",
-                f"- Date: {time.strftime('%Y-%m-%d')}; machine: {os.cpu_count()}-core CPU "
-                f"({model}), torch {torch.__version__}",
+                f"- Date: {time.strftime('%Y-%m-%d')}; machine: {cpu_model()}, "
+                f"torch {torch.__version__}",
                 "- Command: `WANDB_MODE=disabled python benchmarks/ranking_quality.py "
                 "--write-results` (`--collect-only` reports a partly finished `--out`)",
                 f"- Setting: {n} cells sampled uniformly (seed 0), the same for every metric; "
@@ -240,13 +233,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 END,
             ]
         )
-        old = RESULTS.read_text() if RESULTS.exists() else "# nasx benchmark results\n"
-        if START in old:
-            head, rest = old.split(START, 1)
-            new = head + section + rest.split(END, 1)[1]
-        else:
-            new = old.rstrip("\n") + "\n\n" + section + "\n"
-        RESULTS.write_text(new)
+        write_section(RESULTS, START, END, section)
     return rows
 
 

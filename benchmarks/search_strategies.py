@@ -23,10 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _results import cpu_model, write_section
 from torch import nn
 
 from nasx.data import FakeData
@@ -202,18 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n".join(lines)
     print(text)
     if args.write_results:
-        cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(
-            (ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")),
-            platform.processor(),
-        )
         section = "\n".join(
             [
                 START,
                 "## Search strategies on NAS-Bench-201 (table lookup, no training)",
                 "",
-                f"- Date: {time.strftime('%Y-%m-%d')}; machine: {os.cpu_count()}-core CPU "
-                f"({model}), 1 torch thread, torch {torch.__version__}",
+                f"- Date: {time.strftime('%Y-%m-%d')}; machine: {cpu_model()}, "
+                f"1 torch thread, torch {torch.__version__}",
                 "- Command: `.venv/bin/python benchmarks/search_strategies.py --write-results`",
                 "- Search on `cifar10valid_valid_acc_12ep`, report `cifar10_test_acc_200ep`. "
                 "random: batches of 10; evolution: population 20, top-10, 10 mutants + 10 "
@@ -229,13 +222,7 @@ def main(argv: list[str] | None = None) -> None:
                 END,
             ]
         )
-        old = RESULTS.read_text() if RESULTS.exists() else "# nasx benchmark results\n"
-        if START in old:
-            head, rest = old.split(START, 1)
-            new = head + section + rest.split(END, 1)[1]
-        else:
-            new = old.rstrip("\n") + "\n\n" + section + "\n"
-        RESULTS.write_text(new)
+        write_section(RESULTS, START, END, section)
 
 
 if __name__ == "__main__":

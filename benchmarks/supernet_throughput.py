@@ -47,6 +47,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from _results import write_section
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
@@ -449,13 +450,7 @@ def section(
 
 
 def write_results(text: str, path: Path) -> None:
-    old = path.read_text() if path.exists() else "# nasx benchmark results\n"
-    if START in old and END in old:
-        head, rest = old.split(START, 1)
-        new = head + text + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
+    write_section(path, START, END, text)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
+# benchmark scripts import their shared helpers (benchmarks/_results.py) as run from there
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
 
 def test_supernet_throughput_quick(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location(

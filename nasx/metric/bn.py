@@ -21,7 +21,7 @@ def recalibrate_bn(
 
     As GeNAS: forward ``ceil(images / batch_size)`` batches of a fresh iterator in ``train()``
     mode; with ``momentum=0.1`` the statistics are an EMA from the reset values (the original),
-    with ``momentum=None`` an exact cumulative average. Leaves ``net`` in ``eval()`` mode.
+    with ``momentum=None`` an exact cumulative average. Leaves ``net`` in evaluation mode.
     """
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in bns]
