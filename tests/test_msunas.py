@@ -92,10 +92,8 @@ def test_subset_selection_spreads_the_second_objective():
     many = np.concatenate([np.arange(1.0, 10.0), np.arange(10.5, 30.0, 0.5)])
     mask = select_subset(np.array([0.0, 40.0]), many, 3, pop_size=40, generations=30, seed=0)
     assert mask.sum() == 3
-    assert (
-        sorted(many[mask].tolist()) == [10.0, 20.0, 30.0]
-        or np.std(np.diff(np.sort(np.concatenate([[0.0, 40.0], many[mask]])))) < 1.0
-    )
+    spaced = np.sort(np.concatenate([[0.0, 40.0], many[mask]]))
+    assert np.std(np.diff(spaced)) < 1.0
 
 
 def test_msunas_doe_then_surrogate_iterations(tmp_path):
