@@ -64,7 +64,7 @@ def test_option_composes_and_instantiates(compose_cfg, group: str, option: str) 
             assert surrogate.name == option
     else:
         parts = build_parts(cfg)  # instantiates space, dataset, metric, costs, search
-        assert parts.space.n_var == 6
+        assert parts.space.n_var == (28 if option.startswith("darts") else 6)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -84,6 +84,19 @@ def test_paper_experiments_hold_paper_settings(compose_cfg) -> None:
     assert not ge.supernet.random_labels
     assert list(ge.metric.stds) == [0.001, 0.003, 0.006]
     assert ge.metric.val_images == 25000 and ge.metric.recal_images == 850
+    for name, target in (("genas_darts", "AngleFlatnessMetric"), ("rlnas_darts", "AngleMetric")):
+        d = compose_cfg(f"experiment={name}")
+        assert d.metric._target_.endswith(target)
+        assert d.supernet.random_labels == (name == "rlnas_darts")
+        assert (d.space.channels, d.space.layers, d.space.image_size) == (16, 8, 32)
+        assert (d.supernet.weight_decay, d.supernet.nesterov, d.supernet.grad_clip) == (
+            3e-4,
+            False,
+            5.0,
+        )
+        s = d.search
+        assert (s.population, s.top_k, s.n_mutation, s.n_crossover) == (50, 10, 25, 25)
+        assert (s.mutation_prob, s.generations, s.n_evals) == (0.1, 20, 1000)
 
 
 def test_default_is_the_main_job(compose_cfg) -> None:

@@ -2,6 +2,7 @@
 
 from nasx.search_space.base import Architecture as Architecture
 from nasx.search_space.base import SearchSpace as SearchSpace
+from nasx.search_space.darts import DartsSpace as DartsSpace
 from nasx.search_space.nb201 import NB201Space as NB201Space
 
-__all__ = ["Architecture", "NB201Space", "SearchSpace"]
+__all__ = ["Architecture", "DartsSpace", "NB201Space", "SearchSpace"]

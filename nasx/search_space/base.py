@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,7 @@ class SearchSpace(ABC):
     def decode(self, x: Sequence[int] | np.ndarray) -> Architecture:
         """Architecture from an integer vector (rounded and clipped to the bounds)."""
         arr = np.clip(np.rint(np.asarray(x, dtype=float)), self.lower, self.upper).astype(int)
-        return self._repair(Architecture(tuple(int(v) for v in arr)))
+        return self._repair(Architecture(tuple(int(v) for v in arr)), None)
 
     @abstractmethod
     def to_str(self, arch: Architecture) -> str:
@@ -63,7 +63,7 @@ class SearchSpace(ABC):
     def sample(self, rng: np.random.Generator) -> Architecture:
         """A uniformly random architecture."""
         genes = rng.integers(self.lower, self.upper + 1)
-        return self._repair(Architecture(tuple(int(g) for g in genes)))
+        return self._repair(Architecture(tuple(int(g) for g in genes)), rng)
 
     def mutation_choices(self, gene: int) -> np.ndarray:
         """Values a mutation may draw for ``gene`` (all values by default)."""
@@ -75,16 +75,21 @@ class SearchSpace(ABC):
         for i in range(len(genes)):
             if rng.random() < prob:
                 genes[i] = int(rng.choice(self.mutation_choices(i)))
-        return self._repair(Architecture(tuple(genes)))
+        return self._repair(Architecture(tuple(genes)), rng)
 
     def crossover(self, a: Architecture, b: Architecture, rng: np.random.Generator) -> Architecture:
         """Uniform crossover: each gene from either parent with probability 1/2."""
         pick = rng.random(len(a.genes)) < 0.5
         genes = tuple(x if p else y for x, y, p in zip(a.genes, b.genes, pick, strict=True))
-        return self._repair(Architecture(genes))
+        return self._repair(Architecture(genes), rng)
 
-    def _repair(self, arch: Architecture) -> Architecture:
-        """Make ``arch`` valid (identity by default)."""
+    def _repair(self, arch: Architecture, rng: np.random.Generator | None) -> Architecture:
+        """Make ``arch`` valid (identity by default).
+
+        ``rng`` is the caller's generator (sampling, mutation, crossover); `decode` passes
+        ``None``, and a space whose repair is random must then derive its draws from the genes
+        alone, so that decoding stays a pure function.
+        """
         return arch
 
     # --- networks ------------------------------------------------------------------------
@@ -107,6 +112,14 @@ class SearchSpace(ABC):
     @abstractmethod
     def build_network(self, arch: Architecture) -> nn.Module:
         """A freshly initialised stand-alone network in its training form (for costs/retrain)."""
+
+    @property
+    def network_input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) at which `build_network`'s network is costed.
+
+        The default is the search input; DARTS can cost its ImageNet-form network at 224.
+        """
+        return self.input_shape
 
     @abstractmethod
     def angle_vector(
@@ -149,3 +162,23 @@ class SearchSpace(ABC):
     def describe(self) -> dict[str, Any]:
         """Plain-data description written next to each selected architecture."""
         return {"space": type(self).__name__}
+
+
+def pick_ops_state(
+    state: Mapping[str, torch.Tensor], chosen: Callable[[str, str], str]
+) -> dict[str, torch.Tensor]:
+    """The state dict of one path through a cell supernet.
+
+    Supernet keys ``cells.<c>.edges.<e>.<k>.<rest>`` become ``cells.<c>.edges.<e>.<rest>``
+    when ``k == chosen(c, e)`` and are dropped otherwise; every other key is kept. Tensors are
+    copied, so the extracted network does not alias the supernet.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if len(parts) > 4 and parts[0] == "cells" and parts[2] == "edges":
+            if chosen(parts[1], parts[3]) != parts[4]:
+                continue
+            key = ".".join(parts[:4] + parts[5:])
+        out[key] = value.detach().clone()
+    return out

@@ -20,7 +20,7 @@ from nasx.search_space._nb201_net import (
     stage_channels,
 )
 from nasx.search_space._nb201_table import load_table
-from nasx.search_space.base import Architecture, SearchSpace
+from nasx.search_space.base import Architecture, SearchSpace, pick_ops_state
 
 #: input-to-output paths of the cell (RLNAS weight_angle.py), as node sequences
 ANGLE_PATHS: tuple[tuple[int, ...], ...] = ((0, 3), (0, 2, 3), (0, 1, 2, 3), (0, 1, 3))
@@ -185,15 +185,7 @@ class NB201Space(SearchSpace):
     ) -> dict[str, torch.Tensor]:
         """Supernet keys ``cells.c.edges.E.k.rest`` become ``cells.c.edges.E.rest`` for k chosen."""
         chosen = {edge_key(i, j): str(k) for (i, j), k in zip(EDGES, arch.genes, strict=True)}
-        out: dict[str, torch.Tensor] = {}
-        for key, value in state.items():
-            parts = key.split(".")
-            if len(parts) > 4 and parts[0] == "cells" and parts[2] == "edges":
-                if chosen[parts[3]] != parts[4]:
-                    continue
-                key = ".".join(parts[:4] + parts[5:])
-            out[key] = value.detach().clone()
-        return out
+        return pick_ops_state(state, lambda _cell, edge: chosen[edge])
 
     def build_network(self, arch: Architecture) -> NB201Network:
         return NB201Network(

@@ -1,0 +1,355 @@
+"""The DARTS cell space of GeNAS and RLNAS: 8 operations on 14 edges, normal + reduction cell."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import torch
+
+from nasx.errors import NasxError
+from nasx.search_space._darts_net import CELL_GENES, EDGES, DartsNetwork, reduction_cells
+from nasx.search_space._darts_ops import OPS, SHORT
+from nasx.search_space.base import Architecture, SearchSpace, pick_ops_state
+
+#: every input-to-node path of a cell (GeNAS ``config.paths``): 2 + 4 + 8 + 16 = 30 node
+#: sequences; partial paths count because every intermediate node feeds the cell output
+ANGLE_PATHS: tuple[tuple[int, ...], ...] = tuple(
+    (start, *(m for b, m in enumerate(range(2, end)) if mask >> b & 1), end)
+    for end in range(2, 6)
+    for start in (0, 1)
+    for mask in range(2 ** (end - 2))
+)
+
+_PAIR = re.compile(r"\(\s*['\"]?(\w+)['\"]?\s*,\s*(\d+)\s*\)")
+_FORM = (
+    "expected a DARTS genotype \"Genotype(normal=[('sep_conv_3x3', 0), ...8 pairs], "
+    'normal_concat=[2, 3, 4, 5], reduce=[...8 pairs], reduce_concat=[2, 3, 4, 5])" '
+    "or the 28 op indices of a GeNAS/RLNAS tuple"
+)
+
+
+def gene_index(node: int, inp: int) -> int:
+    """Gene of edge ``inp -> node`` within a cell: ``inp + sum(range(2, node))`` (GeNAS)."""
+    return inp + sum(range(2, node))
+
+
+class DartsSpace(SearchSpace):
+    """The DARTS space with GeNAS/RLNAS's SPOS supernet (CIFAR form, all BNs affine).
+
+    A candidate is 28 genes, op indices 0..7 (none, max_pool_3x3, avg_pool_3x3, skip_connect,
+    sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5): 14 for the normal cell, then 14
+    for the reduction cell. Every node keeps exactly two non-``none`` inputs (``check_cand``),
+    so each candidate is one DARTS genotype, and the canonical string is that genotype.
+
+    Args:
+        num_classes: classifier outputs (set from the dataset).
+        channels: supernet C (16 in GeNAS/RLNAS).
+        layers: supernet cells (8; reductions at cells 2 and 5).
+        image_size: input height and width of the supernet (32 for CIFAR); a multiple of 4.
+        in_channels: input image channels.
+        net_stem: form of `build_network`'s stand-alone network, which the costs
+            (``objective=flops`` ...) count: ``imagenet`` (GeNAS/RLNAS retrain the searched
+            cell as NetworkImageNet) or ``cifar`` (NetworkCIFAR, DARTS's CIFAR evaluation).
+        net_channels: C of the stand-alone network (GeNAS 44-52, RLNAS 46/48; DARTS CIFAR 36).
+        net_layers: cells of the stand-alone network (14 ImageNet, 20 DARTS CIFAR).
+        net_image_size: input size the stand-alone network is costed at (``None``: the
+            supernet's; NetworkImageNet needs a multiple of 32, 224 as published).
+        mutate_reduction: mutation re-draws genes of both cells (the intended behaviour).
+            ``False`` reproduces GeNAS/RLNAS ``search.py``, whose mutation loop covers only the
+            14 normal-cell genes, so the reduction cell changes only through crossover and
+            the two-inputs repair.
+        angle_bias_slip: in the angle vector, take each dil-conv BN's *weight* for its bias
+            slot, as GeNAS/RLNAS ``cand_evaluator.py:484-491`` do by mistake; ``False`` uses
+            the bias (the intended vector).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        channels: int = 16,
+        layers: int = 8,
+        image_size: int = 32,
+        in_channels: int = 3,
+        net_stem: str = "imagenet",
+        net_channels: int = 48,
+        net_layers: int = 14,
+        net_image_size: int | None = 224,
+        mutate_reduction: bool = True,
+        angle_bias_slip: bool = False,
+    ) -> None:
+        for name, v in (
+            ("num_classes", num_classes),
+            ("in_channels", in_channels),
+            ("channels", channels),
+            ("net_channels", net_channels),
+        ):
+            if v < 1:
+                raise ValueError(f"space.{name} must be >= 1, got {v}")
+        for name, v in (("channels", channels), ("net_channels", net_channels)):
+            if v % 2:
+                raise ValueError(
+                    f"space.{name} must be even (factorized reduce halves it), got {v}"
+                )
+        for name, v in (("layers", layers), ("net_layers", net_layers)):
+            if v < 3:
+                raise ValueError(f"space.{name} must be >= 3 (two reduction cells), got {v}")
+        if image_size < 4 or image_size % 4:
+            raise ValueError(f"space.image_size must be a positive multiple of 4, got {image_size}")
+        if net_stem not in ("cifar", "imagenet"):
+            raise ValueError(f"space.net_stem must be 'cifar' or 'imagenet', got {net_stem!r}")
+        size = image_size if net_image_size is None else net_image_size
+        step = 32 if net_stem == "imagenet" else 4
+        if size < step or size % step:
+            raise ValueError(
+                f"space.net_image_size must be a positive multiple of {step} for the "
+                f"{net_stem} network, got {size}"
+            )
+        self.num_classes, self.channels, self.layers = num_classes, channels, layers
+        self.in_channels = in_channels
+        self.net_stem, self.net_channels, self.net_layers = net_stem, net_channels, net_layers
+        self.net_image_size = size
+        self.mutate_reduction = mutate_reduction
+        self.angle_bias_slip = angle_bias_slip
+        self.input_shape = (in_channels, image_size, image_size)
+        self.lower = np.zeros(2 * CELL_GENES, dtype=int)
+        self.upper = np.full(2 * CELL_GENES, len(OPS) - 1, dtype=int)
+
+    # --- values --------------------------------------------------------------------------
+    def genotype(self, arch: Architecture) -> dict[str, list[tuple[str, int]]]:
+        """``{"normal": [(op, input), ...], "reduce": [...]}``, two entries per node.
+
+        Each node's two non-``none`` edges in input order (GeNAS ``parse_searched_cell``);
+        inputs 0 and 1 are the previous cells, 2..5 the intermediate nodes.
+        """
+        out: dict[str, list[tuple[str, int]]] = {}
+        for name, half in (
+            ("normal", arch.genes[:CELL_GENES]),
+            ("reduce", arch.genes[CELL_GENES:]),
+        ):
+            out[name] = [(OPS[half[e]], k) for e, (_, k) in enumerate(EDGES) if half[e] != 0]
+        return out
+
+    def to_str(self, arch: Architecture) -> str:
+        g = self.genotype(arch)
+        concat = list(range(2, 6))
+        return (
+            f"Genotype(normal={g['normal']!r}, normal_concat={concat!r}, "
+            f"reduce={g['reduce']!r}, reduce_concat={concat!r})"
+        )
+
+    def parse(self, text: str) -> Architecture:
+        """A genotype string or a 28-integer GeNAS/RLNAS tuple such as ``(3, 6, 0, ...)``.
+
+        Genotype strings are read as `to_str` writes them; short op names (``sep3``) pass.
+        """
+        body = text.strip()
+        if "normal" not in body:
+            return self._parse_tuple(body, text)
+        found = re.search(r"normal\s*=\s*\[(.*?)\].*?reduce\s*=\s*\[(.*?)\]", body, re.S)
+        if found is None:
+            raise NasxError(f"cannot parse architecture {text!r}: {_FORM}")
+        genes: list[int] = []
+        for cell in found.groups():
+            pairs = _PAIR.findall(cell)
+            if len(pairs) != 8 or _PAIR.sub("", cell).strip(" ,\n\t"):
+                raise NasxError(f"cannot parse architecture {text!r}: {_FORM}")
+            genes += self._cell_genes(pairs, text)
+        return Architecture(tuple(genes))
+
+    @staticmethod
+    def _cell_genes(pairs: list[tuple[str, str]], text: str) -> list[int]:
+        half = [0] * CELL_GENES
+        for node in range(2, 6):
+            seen: set[int] = set()
+            for name, inp_text in pairs[2 * (node - 2) : 2 * (node - 1)]:
+                op, inp = SHORT.get(name, name), int(inp_text)
+                if op not in OPS or op == "none" or inp >= node or inp in seen:
+                    raise NasxError(
+                        f"cannot parse architecture {text!r} at ({name!r}, {inp}) for node "
+                        f"{node}: each node takes two distinct inputs below {node} through "
+                        f"one of {', '.join(OPS[1:])}"
+                    )
+                seen.add(inp)
+                half[gene_index(node, inp)] = OPS.index(op)
+        return half
+
+    def _parse_tuple(self, body: str, text: str) -> Architecture:
+        tokens = [t for t in re.split(r"[\s,()\[\]|]+", body) if t]
+        if len(tokens) != 2 * CELL_GENES or not all(t.isdigit() for t in tokens):
+            raise NasxError(f"cannot parse architecture {text!r}: {_FORM}")
+        genes = tuple(int(t) for t in tokens)
+        if max(genes) >= len(OPS):
+            raise NasxError(f"cannot parse architecture {text!r}: op indices are 0..{len(OPS) - 1}")
+        arch = Architecture(genes)
+        if self._repair(arch, None) != arch:
+            raise NasxError(
+                f"cannot parse architecture {text!r}: every node needs exactly two "
+                "non-none inputs (2 of the 2, 3, 4, 5 genes of nodes 2..5 in each cell)"
+            )
+        return arch
+
+    def mutate(self, arch: Architecture, rng: np.random.Generator, prob: float) -> Architecture:
+        """Re-draw each gene uniformly from 0..7 with probability ``prob``.
+
+        Genes of both cells, or of the normal cell only with ``mutate_reduction=False``.
+        """
+        genes = list(arch.genes)
+        for i in range(len(genes) if self.mutate_reduction else CELL_GENES):
+            if rng.random() < prob:
+                genes[i] = int(rng.integers(0, len(OPS)))
+        return self._repair(Architecture(tuple(genes)), rng)
+
+    def _repair(self, arch: Architecture, rng: np.random.Generator | None) -> Architecture:
+        """GeNAS/RLNAS ``check_cand`` on each cell: every node keeps two non-``none`` inputs.
+
+        Extra inputs are set to ``none`` and missing ones re-drawn from ops 1..7, both at
+        random. Without ``rng`` the draws come from a generator seeded by the genes.
+        """
+        genes = list(arch.genes)
+        if rng is None:
+            rng = np.random.default_rng(genes)
+        for start in (0, CELL_GENES):
+            for node in range(2, 6):
+                idx = [start + gene_index(node, k) for k in range(node)]
+                live = [i for i in idx if genes[i] != 0]
+                dead = [i for i in idx if genes[i] == 0]
+                if len(live) > 2:
+                    for i in rng.choice(live, size=len(live) - 2, replace=False):
+                        genes[int(i)] = 0
+                elif len(live) < 2:
+                    for i in rng.choice(dead, size=2 - len(live), replace=False):
+                        genes[int(i)] = int(rng.integers(1, len(OPS)))
+        return Architecture(tuple(genes))
+
+    def extremes(self) -> list[Architecture]:
+        """The repaired all-lower/all-upper vectors plus one single-op candidate per op.
+
+        A single-op candidate uses that op on inputs 0 and 1 of every node in both cells
+        (all max-pool is the cheapest, all sep5 the largest).
+        """
+        out = super().extremes()
+        for k in range(1, len(OPS)):
+            half = [k if inp < 2 else 0 for _, inp in EDGES]
+            arch = Architecture(tuple(half + half))
+            if arch not in out:
+                out.append(arch)
+        return out
+
+    # --- networks ------------------------------------------------------------------------
+    def build_supernet(self) -> DartsNetwork:
+        return DartsNetwork(self.channels, self.layers, self.in_channels, self.num_classes)
+
+    def sample_path(self, rng: np.random.Generator) -> tuple[int, ...]:
+        """One candidate for every cell (GeNAS ``get_random_cand`` + ``check_cand``)."""
+        return self.sample(rng).genes
+
+    def path_of(self, arch: Architecture) -> tuple[int, ...]:
+        return arch.genes
+
+    def extract(self, supernet: torch.nn.Module, arch: Architecture) -> DartsNetwork:
+        net = DartsNetwork(
+            self.channels, self.layers, self.in_channels, self.num_classes, genes=arch.genes
+        )
+        reductions = {str(c) for c in reduction_cells(self.layers)}
+
+        def chosen(cell: str, edge: str) -> str:
+            return str(arch.genes[int(edge) + (CELL_GENES if cell in reductions else 0)])
+
+        net.load_state_dict(pick_ops_state(supernet.state_dict(), chosen))
+        return net.to(next(supernet.parameters()).device)
+
+    def build_network(self, arch: Architecture) -> DartsNetwork:
+        return DartsNetwork(
+            self.net_channels,
+            self.net_layers,
+            self.in_channels,
+            self.num_classes,
+            genes=arch.genes,
+            stem=self.net_stem,
+            pool_bn=False,
+        )
+
+    @property
+    def network_input_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, self.net_image_size, self.net_image_size)
+
+    def angle_vector(
+        self, state: Mapping[str, torch.Tensor], arch: Architecture
+    ) -> torch.Tensor | None:
+        """GeNAS/RLNAS ``cand_evaluator.py:240-529`` on the CIFAR supernet.
+
+        Per cell and per path of `ANGLE_PATHS` without a ``none`` edge (an edge repeats once
+        per path through it): pools give a constant 1/9 block ``[C, 3, 3]`` and their BN's
+        weight and bias; a stride-1 skip gives ``eye(C)``, a stride-2 one its factorized
+        reduce's two convolutions and BN; a sep conv its four convolutions then both BNs; a
+        dil conv its two convolutions then its BN weight and bias (weight twice with
+        ``angle_bias_slip``). Always present: the stem, every cell's two preprocessing
+        layers, and the classifier weight (no bias, as the CIFAR code). ``None`` when no path
+        survives, which the two-inputs rule never allows.
+        """
+        reductions = reduction_cells(self.layers)
+        segs: list[torch.Tensor] = []
+        for c in range(self.layers):
+            half = arch.genes[CELL_GENES:] if c in reductions else arch.genes[:CELL_GENES]
+            for path in ANGLE_PATHS:
+                edges = [(gene_index(b, a), a) for a, b in pairwise(path)]
+                if any(half[e] == 0 for e, _ in edges):
+                    continue
+                for e, inp in edges:
+                    prefix = f"cells.{c}.edges.{e}.{half[e]}."
+                    segs += self._op_segments(
+                        state, prefix, OPS[half[e]], c in reductions and inp < 2
+                    )
+        if not segs:
+            return None
+        extra = [state["stem.0.weight"], state["stem.1.weight"], state["stem.1.bias"]]
+        for c in range(self.layers):
+            for pre in ("preprocess0", "preprocess1"):
+                p = f"cells.{c}.{pre}."
+                names = (
+                    ("conv_1.weight", "conv_2.weight", "bn.weight", "bn.bias")
+                    if p + "conv_1.weight" in state
+                    else ("op.1.weight", "op.2.weight", "op.2.bias")
+                )
+                extra += [state[p + n] for n in names]
+        extra.append(state["classifier.weight"])
+        return torch.cat([s.detach().float().reshape(-1).cpu() for s in extra + segs])
+
+    def _op_segments(
+        self, state: Mapping[str, torch.Tensor], p: str, op: str, stride2: bool
+    ) -> list[torch.Tensor]:
+        if op in ("max_pool_3x3", "avg_pool_3x3"):
+            c = state[p + "bn.weight"].shape[0]
+            return [torch.full((c, 3, 3), 1.0 / 9.0), state[p + "bn.weight"], state[p + "bn.bias"]]
+        if op == "skip_connect" and stride2:
+            return [
+                state[p + n] for n in ("conv_1.weight", "conv_2.weight", "bn.weight", "bn.bias")
+            ]
+        if op == "skip_connect":
+            # the cell's channel count, read off a conv every cell has
+            c = state[p.rsplit(".edges.", 1)[0] + ".preprocess1.op.1.weight"].shape[0]
+            return [torch.eye(c)]
+        if op.startswith("sep_conv"):
+            convs = ("op.1.weight", "op.2.weight", "op.5.weight", "op.6.weight")
+            bns = ("op.3.weight", "op.3.bias", "op.7.weight", "op.7.bias")
+            return [state[p + n] for n in convs + bns]
+        bias = "op.3.weight" if self.angle_bias_slip else "op.3.bias"
+        return [state[p + n] for n in ("op.1.weight", "op.2.weight", "op.3.weight", bias)]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "space": "darts",
+            "channels": self.channels,
+            "layers": self.layers,
+            "image_size": self.input_shape[1],
+            "in_channels": self.in_channels,
+            "num_classes": self.num_classes,
+            "net_stem": self.net_stem,
+            "net_channels": self.net_channels,
+            "net_layers": self.net_layers,
+            "net_image_size": self.net_image_size,
+        }
