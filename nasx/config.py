@@ -44,6 +44,7 @@ class SupernetConfig:
     nesterov: bool = True
     eta_min: float = 0.001
     grad_clip: float | None = None
+    lr_step_first: bool = False
     random_labels: bool = False
     checkpoint: str | None = None
     init_checkpoint: str | None = None

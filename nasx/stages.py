@@ -75,6 +75,7 @@ def train_supernet(
         nesterov=sc.nesterov,
         epochs=sc.epochs,
         eta_min=sc.eta_min,
+        lr_step_first=sc.lr_step_first,
     )
     callbacks: list[Callback] = [
         _SaveInitial(sdir / "init.ckpt"),

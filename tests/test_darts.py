@@ -348,3 +348,25 @@ def test_angle_metric_on_a_darts_run(compose_cfg, tmp_path: Path):
     chosen = (tmp_path / "final" / "front_00" / "arch.txt").read_text().strip()
     assert chosen.startswith("Genotype(")
     assert (tmp_path / "final" / "front_00" / "weights.pt").is_file()
+
+
+@pytest.mark.parametrize("step_first", [False, True])
+def test_supernet_schedule_and_the_step_first_quirk(step_first: bool):
+    from nasx.lit.supernet import SupernetLitModule
+
+    module = SupernetLitModule(
+        torch.nn.Linear(2, 2), lambda step: None, lr=0.025, epochs=5, eta_min=0.001,
+        lr_step_first=step_first,
+    )  # fmt: skip
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    seen = []
+    for _ in range(5):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    shift = 1 if step_first else 0
+    # GeNAS train.py:113-114: epoch e trains at 0.001 + 0.024 (1 + cos(pi (e + 1) / E)) / 2
+    want = [0.001 + 0.024 * (1 + np.cos(np.pi * (e + shift) / 5)) / 2 for e in range(5)]
+    assert seen == pytest.approx(want, rel=1e-9)
+    assert (seen[0] == 0.025) != step_first

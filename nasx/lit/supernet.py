@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -24,6 +26,9 @@ class SupernetLitModule(L.LightningModule):
         nesterov: Nesterov momentum (RLNAS NB201 uses it).
         epochs: cosine schedule length.
         eta_min: final learning rate of the cosine schedule.
+        lr_step_first: GeNAS/RLNAS DARTS call ``scheduler.step()`` at the start of every
+            epoch, so epoch e trains at the cosine's value for e + 1 (and the first epoch
+            never sees ``lr``); ``True`` reproduces that, ``False`` is the usual schedule.
     """
 
     def __init__(
@@ -36,6 +41,7 @@ class SupernetLitModule(L.LightningModule):
         nesterov: bool = True,
         epochs: int = 250,
         eta_min: float = 0.001,
+        lr_step_first: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "path_sampler"])
@@ -66,5 +72,18 @@ class SupernetLitModule(L.LightningModule):
             nesterov=hp.nesterov,
         )
         # per-epoch cosine: lr(e) = eta_min + (lr - eta_min)(1 + cos(pi e / E)) / 2 (RLNAS)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hp.epochs, eta_min=hp.eta_min)
+        sched: torch.optim.lr_scheduler.LRScheduler
+        if hp.get("lr_step_first", False):
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(_shifted_cosine, hp=hp))
+        else:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=hp.epochs, eta_min=hp.eta_min
+            )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def _shifted_cosine(epoch: int, hp: Any) -> float:
+    """LR factor of epoch ``epoch`` when the scheduler steps first: the cosine at epoch + 1."""
+    e = min(epoch + 1, hp.epochs)
+    lr = hp.eta_min + (hp.lr - hp.eta_min) * (1 + math.cos(math.pi * e / hp.epochs)) / 2
+    return float(lr / hp.lr)
