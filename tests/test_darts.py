@@ -370,3 +370,27 @@ def test_supernet_schedule_and_the_step_first_quirk(step_first: bool):
     want = [0.001 + 0.024 * (1 + np.cos(np.pi * (e + shift) / 5)) / 2 for e in range(5)]
     assert seen == pytest.approx(want, rel=1e-9)
     assert (seen[0] == 0.025) != step_first
+
+
+def test_proxies_score_the_search_size_network_not_the_cost_network():
+    import nasx.metric as M
+    from nasx.data import FakeData
+
+    # the cost network is the 224-px ImageNet form; proxies see 8-px search batches
+    space = DartsSpace(num_classes=4, channels=4, layers=3, image_size=8, net_channels=8)
+    arch = space.sample(np.random.default_rng(0))
+    search_net = space.build_search_network(arch)
+    assert count_params(search_net) < count_params(space.build_network(arch))
+    assert search_net.stem_kind == "cifar" and len(search_net.cells) == 3
+    data = FakeData(num_train=32, num_test=8, num_classes=4)
+    data.setup(8, 3)
+    ctx = M.MetricContext(
+        space=space, supernet=torch.nn.Identity(), data=data, runner=M.TorchRunner()
+    )
+    metric = M.NwotMetric(batch_size=8)
+    net = metric.network(arch, ctx, seed=0)
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        p.numel() for p in search_net.parameters()
+    )
+    score = metric(arch, ctx, torch.Generator().manual_seed(0))["nwot"]
+    assert np.isfinite(score)

@@ -113,6 +113,15 @@ class SearchSpace(ABC):
     def build_network(self, arch: Architecture) -> nn.Module:
         """A freshly initialised stand-alone network in its training form (for costs/retrain)."""
 
+    def build_search_network(self, arch: Architecture) -> nn.Module:
+        """A freshly initialised stand-alone network for the search's own inputs.
+
+        Training-free proxies score it on a batch of `input_shape` images. The default is
+        `build_network`; a space whose cost network has another form (DARTS's ImageNet
+        network) returns the network of its supernet's size here.
+        """
+        return self.build_network(arch)
+
     @property
     def network_input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) at which `build_network`'s network is costed.

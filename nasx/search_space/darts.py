@@ -273,6 +273,17 @@ class DartsSpace(SearchSpace):
             pool_bn=False,
         )
 
+    def build_search_network(self, arch: Architecture) -> DartsNetwork:
+        """The candidate's DARTS network at the supernet's size (C, cells, CIFAR stem)."""
+        return DartsNetwork(
+            self.channels,
+            self.layers,
+            self.in_channels,
+            self.num_classes,
+            genes=arch.genes,
+            pool_bn=False,
+        )
+
     @property
     def network_input_shape(self) -> tuple[int, int, int]:
         return (self.in_channels, self.net_image_size, self.net_image_size)

@@ -66,8 +66,9 @@ class ZeroCostMetric(Metric):
 
     Args:
         batch_size: images of the one minibatch, taken from ``ctx.data.train_loader(seed)``.
-        init: ``fresh`` scores ``ctx.space.build_network(arch)`` initialised under a seed drawn
-            from the generator (the proxies' intended use, no supernet needed); ``inherited``
+        init: ``fresh`` scores ``ctx.space.build_search_network(arch)`` initialised under a
+            seed drawn from the generator (the proxies' intended use, no supernet needed);
+            ``inherited``
             scores ``ctx.space.extract(ctx.supernet, arch)`` and needs a trained supernet.
     """
 
@@ -97,7 +98,7 @@ class ZeroCostMetric(Metric):
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                net = ctx.space.build_network(arch)
+                net = ctx.space.build_search_network(arch)
         return net.to(ctx.device).train()
 
     def _compute(
