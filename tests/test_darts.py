@@ -394,3 +394,37 @@ def test_proxies_score_the_search_size_network_not_the_cost_network():
     )
     score = metric(arch, ctx, torch.Generator().manual_seed(0))["nwot"]
     assert np.isfinite(score)
+
+
+@pytest.mark.parametrize("stem", ["cifar", "imagenet"])
+def test_latency_keys_name_layers_of_the_right_shape(stem: str, tmp_path: Path):
+    from nasx.objective import LatencyObjective, measure_lut
+    from nasx.objective.lut import space_latency_keys
+    from nasx.search_space.base import parse_latency_key
+
+    size = 8 if stem == "cifar" else 64
+    space = DartsSpace(
+        num_classes=5, channels=4, layers=3, image_size=8,
+        net_stem=stem, net_channels=4, net_layers=4, net_image_size=size,
+    )  # fmt: skip
+    arch = space.sample(np.random.default_rng(1))
+    keys = space.latency_keys(arch)
+    # stem(s), 2 preprocessing layers + 8 edges per cell, pooling, classifier
+    assert len(keys) == (1 if stem == "cifar" else 2) + 4 * (2 + 8) + 2
+    every = space_latency_keys(space, n_samples=0)  # the extremes alone cover every layer
+    rng = np.random.default_rng(2)
+    assert all(set(space.latency_keys(space.sample(rng))) <= set(every) for _ in range(30))
+    for key in every:
+        module, shape = space.latency_layer(key)
+        _, _, out = parse_latency_key(key)
+        with torch.no_grad():
+            y = module.eval()(torch.zeros(shape))
+        assert tuple(y.shape[1:]) == out, key
+    # the last cell's output feeds gap and classifier: the keys chain like the network does
+    net = space.build_network(arch).eval()
+    with torch.no_grad():
+        logits = net(torch.zeros(1, *space.network_input_shape))
+    assert parse_latency_key(keys[-1])[1:] == ((net.classifier.in_features,), (logits.shape[1],))
+    lut = measure_lut(space, tmp_path / "lut.yaml", repeats=1, number=1, n_samples=0)
+    total = LatencyObjective(device=None, lut=str(tmp_path / "lut.yaml"))(arch, space)
+    assert total == pytest.approx(sum(lut[k]["mean"] for k in keys))

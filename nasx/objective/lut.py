@@ -10,7 +10,6 @@ import math
 import platform
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,69 +20,14 @@ from torch.utils.benchmark import Timer
 
 from nasx.errors import NasxError
 from nasx.io import write_text_atomic
-from nasx.search_space._nb201_net import OPS, ResNetBasicBlock, build_op
-from nasx.search_space.base import SearchSpace
+from nasx.search_space.base import SearchSpace, parse_latency_key
 
 #: how to rebuild a LUT, for error messages
 REBUILD_HINT = "rebuild it for this space with nasx.objective.measure_lut(space, '{path}')"
 
 
-def parse_key(key: str) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
-    """``(layer type, input shape, output shape)`` of a key; shapes as ``(C, H, W)`` or ``(F,)``.
-
-    Raises:
-        ValueError: ``key`` is not ``<ltype>-input:HxWxC-output:HxWxC`` (or ``input:F``).
-    """
-    parts = key.split("-")
-    if len(parts) < 3 or not parts[-2].startswith("input:") or not parts[-1].startswith("output:"):
-        raise ValueError(f"latency key {key!r} is not <ltype>-input:HxWxC-output:HxWxC")
-
-    def shape(text: str) -> tuple[int, ...]:
-        dims = tuple(int(d) for d in text.split("x"))
-        return (dims[2], dims[0], dims[1]) if len(dims) == 3 else dims
-
-    ltype = "-".join(parts[:-2])
-    return ltype, shape(parts[-2][len("input:") :]), shape(parts[-1][len("output:") :])
-
-
-# --- layers a key stands for ---------------------------------------------------------------
-def _stem(c_in: tuple[int, ...], c_out: tuple[int, ...]) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(c_in[0], c_out[0], 3, padding=1, bias=False), nn.BatchNorm2d(c_out[0])
-    )
-
-
-def _head(c_in: tuple[int, ...], _c_out: tuple[int, ...]) -> nn.Module:
-    return nn.Sequential(
-        nn.BatchNorm2d(c_in[0]), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()
-    )
-
-
-def _op(name: str) -> Callable[[tuple[int, ...], tuple[int, ...]], nn.Module]:
-    return lambda c_in, _c_out: build_op(name, c_in[0], affine=True)
-
-
-#: module builders by layer type, from the key's input and output shapes; they mirror the
-#: NAS-Bench-201 network of ``nasx.search_space._nb201_net`` (a new space with other layer
-#: types adds its builders here)
-LAYER_BUILDERS: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], nn.Module]] = {
-    "stem": _stem,
-    "resblock": lambda c_in, c_out: ResNetBasicBlock(c_in[0], c_out[0]),
-    "head": _head,
-    "classifier": lambda c_in, c_out: nn.Linear(c_in[0], c_out[0]),
-    **{name: _op(name) for name in OPS if name != "none"},
-}
-
-
-def layer_for_key(key: str) -> tuple[nn.Module, tuple[int, ...]]:
-    """A freshly initialised module for ``key`` and the shape of its one-sample input."""
-    ltype, shape_in, shape_out = parse_key(key)
-    if ltype not in LAYER_BUILDERS:
-        raise NasxError(
-            f"no layer builder for latency key {key!r}: add one for {ltype!r} to "
-            "nasx.objective.lut.LAYER_BUILDERS"
-        )
-    return LAYER_BUILDERS[ltype](shape_in, shape_out), (1, *shape_in)
+#: the key format belongs to the space contract; re-exported for LUT readers
+parse_key = parse_latency_key
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -180,21 +124,27 @@ def measure_lut(
     """Time every distinct layer of ``space`` on ``device`` and write the LUT to ``path``.
 
     The keys are `space_latency_keys` (``n_samples``, ``seed``); each layer is a freshly
-    initialised module (`LAYER_BUILDERS`) timed by `time_layer` (``repeats``, ``number``).
+    initialised module (`SearchSpace.latency_layer`) timed by `time_layer` (``repeats``,
+    ``number``).
     The YAML file is written atomically; a comment at its top records device, threads,
     torch version and timing settings. Returns the LUT as written.
 
     Raises:
         ValueError: ``repeats`` or ``number`` below 1.
-        NasxError: the space has no `latency_keys`, or a key has no layer builder.
+        NasxError: the space has no `latency_keys`, or builds no `latency_layer`.
     """
     if repeats < 1 or number < 1:
         raise ValueError(f"measure_lut: repeats={repeats} and number={number} must be >= 1")
     start = time.perf_counter()
     lut: dict[str, dict[str, float]] = {}
     for key in space_latency_keys(space, n_samples=n_samples, seed=seed):
-        module, shape = layer_for_key(key)
-        mean, var = time_layer(module, shape, repeats, number, device)
+        layer = space.latency_layer(key)
+        if layer is None:
+            raise NasxError(
+                f"space {type(space).__name__} lists latency keys but builds no latency_layer "
+                f"for {key!r}, so its LUT cannot be measured: implement latency_layer"
+            )
+        mean, var = time_layer(layer[0], layer[1], repeats, number, device)
         lut[key] = {"mean": mean, "var": var}
     machine = platform.processor() or platform.machine()
     header = (

@@ -28,6 +28,31 @@ def reduction_cells(layers: int) -> tuple[int, ...]:
     return (layers // 3, 2 * layers // 3)
 
 
+def cifar_stem(c_in: int, c_out: int) -> nn.Sequential:
+    """NetworkCIFAR's stem: 3 x 3 convolution and BN at full resolution."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out))
+
+
+def imagenet_stem0(c_in: int, c: int) -> nn.Sequential:
+    """NetworkImageNet's ``stem0``: two stride-2 3 x 3 convolutions (to C/2, then C)."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c // 2, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(c // 2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(c),
+    )
+
+
+def imagenet_stem1(c: int) -> nn.Sequential:
+    """NetworkImageNet's ``stem1``: ReLU, stride-2 3 x 3 convolution, BN."""
+    return nn.Sequential(
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(c),
+    )
+
+
 class Cell(nn.Module):
     """A DARTS cell: all 8 operations on every edge (``ops=None``, supernet) or the chosen ones.
 
@@ -121,23 +146,11 @@ class DartsNetwork(nn.Module):
         self.stem_kind = stem
         c = channels
         if stem == "cifar":
-            self.stem: nn.Module = nn.Sequential(
-                nn.Conv2d(in_channels, 3 * c, 3, padding=1, bias=False), nn.BatchNorm2d(3 * c)
-            )
+            self.stem: nn.Module = cifar_stem(in_channels, 3 * c)
             c_pp, c_p, reduction_prev = 3 * c, 3 * c, False
         elif stem == "imagenet":
-            self.stem0 = nn.Sequential(
-                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c // 2),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c),
-            )
-            self.stem1 = nn.Sequential(
-                nn.ReLU(inplace=True),
-                nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c),
-            )
+            self.stem0 = imagenet_stem0(in_channels, c)
+            self.stem1 = imagenet_stem1(c)
             c_pp, c_p, reduction_prev = c, c, True
         else:
             raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")

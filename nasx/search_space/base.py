@@ -168,6 +168,14 @@ class SearchSpace(ABC):
         """
         return None
 
+    def latency_layer(self, key: str) -> tuple[nn.Module, tuple[int, ...]] | None:
+        """A freshly initialised module for a `latency_keys` key, and its one-sample input shape.
+
+        `nasx.objective.measure_lut` times these modules to build a LUT; ``None`` means the
+        space has no latency layers.
+        """
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Plain-data description written next to each selected architecture."""
         return {"space": type(self).__name__}
@@ -191,3 +199,23 @@ def pick_ops_state(
             key = ".".join(parts[:4] + parts[5:])
         out[key] = value.detach().clone()
     return out
+
+
+def parse_latency_key(key: str) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+    """``(layer type, input shape, output shape)`` of a latency key.
+
+    Shapes are ``(C, H, W)``, or ``(F,)`` for a linear layer's features.
+
+    Raises:
+        ValueError: ``key`` is not ``<ltype>-input:HxWxC-output:HxWxC`` (or ``input:F``).
+    """
+    parts = key.split("-")
+    if len(parts) < 3 or not parts[-2].startswith("input:") or not parts[-1].startswith("output:"):
+        raise ValueError(f"latency key {key!r} is not <ltype>-input:HxWxC-output:HxWxC")
+
+    def shape(text: str) -> tuple[int, ...]:
+        dims = tuple(int(d) for d in text.split("x"))
+        return (dims[2], dims[0], dims[1]) if len(dims) == 3 else dims
+
+    ltype = "-".join(parts[:-2])
+    return ltype, shape(parts[-2][len("input:") :]), shape(parts[-1][len("output:") :])

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from nasx.errors import NasxError
+from nasx.search_space import _darts_latency
 from nasx.search_space._darts_net import CELL_GENES, EDGES, DartsNetwork, reduction_cells
 from nasx.search_space._darts_ops import OPS, SHORT
 from nasx.search_space.base import Architecture, SearchSpace, pick_ops_state
@@ -226,18 +227,45 @@ class DartsSpace(SearchSpace):
         return Architecture(tuple(genes))
 
     def extremes(self) -> list[Architecture]:
-        """The repaired all-lower/all-upper vectors plus one single-op candidate per op.
+        """The repaired all-lower/all-upper vectors plus two single-op candidates per op.
 
-        A single-op candidate uses that op on inputs 0 and 1 of every node in both cells
-        (all max-pool is the cheapest, all sep5 the largest).
+        A single-op candidate uses one op on every edge it keeps, in both cells: once on
+        inputs 0 and 1 of every node, once as a chain (node j on nodes j-2 and j-1). All
+        max-pool is the cheapest, all sep5 the largest; between them every layer a latency
+        LUT needs occurs.
         """
         out = super().extremes()
         for k in range(1, len(OPS)):
-            half = [k if inp < 2 else 0 for _, inp in EDGES]
-            arch = Architecture(tuple(half + half))
-            if arch not in out:
-                out.append(arch)
+            # inputs 0 and 1 everywhere (stride-2 edges in a reduction cell), then a chain
+            # j <- (j-2, j-1) (stride-1 edges of a reduction cell), so every layer occurs
+            for inputs in ((0, 1), None):
+                half = [k if inp in (inputs or (node - 2, node - 1)) else 0 for node, inp in EDGES]
+                arch = Architecture(tuple(half + half))
+                if arch not in out:
+                    out.append(arch)
         return out
+
+    def latency_keys(self, arch: Architecture) -> list[str]:
+        """LUT keys of `build_network`'s network at `network_input_shape`, in execution order.
+
+        ``stem`` (CIFAR form) or ``stem0`` + ``stem1`` (ImageNet form); per cell its two
+        preprocessing layers (``relu_conv_bn``, ``factorized_reduce`` after a reduction) and
+        one ``<op>`` key per non-``none`` edge, a stride-2 edge's output at half the size;
+        ``gap`` and ``classifier``. The sums and the concatenation joining a cell are not
+        timed (as OFA's LUT does not time glue).
+        """
+        return _darts_latency.latency_keys(
+            arch.genes,
+            self.net_stem,
+            self.net_channels,
+            self.net_layers,
+            self.net_image_size,
+            self.in_channels,
+            self.num_classes,
+        )
+
+    def latency_layer(self, key: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
+        return _darts_latency.latency_layer(key)
 
     # --- networks ------------------------------------------------------------------------
     def build_supernet(self) -> DartsNetwork:

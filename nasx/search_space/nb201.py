@@ -16,11 +16,18 @@ from nasx.search_space._nb201_net import (
     OPS,
     NB201Network,
     NB201Supernet,
+    ResNetBasicBlock,
+    build_op,
     edge_key,
     stage_channels,
 )
 from nasx.search_space._nb201_table import load_table
-from nasx.search_space.base import Architecture, SearchSpace, pick_ops_state
+from nasx.search_space.base import (
+    Architecture,
+    SearchSpace,
+    parse_latency_key,
+    pick_ops_state,
+)
 
 #: input-to-output paths of the cell (RLNAS weight_angle.py), as node sequences
 ANGLE_PATHS: tuple[tuple[int, ...], ...] = ((0, 3), (0, 2, 3), (0, 1, 2, 3), (0, 1, 3))
@@ -140,6 +147,31 @@ class NB201Space(SearchSpace):
         keys.append(f"head-input:{size}x{size}x{c_prev}-output:1x1x{c_prev}")
         keys.append(f"classifier-input:{c_prev}-output:{self.num_classes}")
         return keys
+
+    def latency_layer(self, key: str) -> tuple[nn.Module, tuple[int, ...]]:
+        """The module behind one of `latency_keys`' keys (the ``affine=True`` network's)."""
+        ltype, c_in, c_out = parse_latency_key(key)
+        module: nn.Module
+        if ltype == "stem":
+            module = nn.Sequential(
+                nn.Conv2d(c_in[0], c_out[0], 3, padding=1, bias=False), nn.BatchNorm2d(c_out[0])
+            )
+        elif ltype == "resblock":
+            module = ResNetBasicBlock(c_in[0], c_out[0])
+        elif ltype == "head":
+            module = nn.Sequential(
+                nn.BatchNorm2d(c_in[0]),
+                nn.ReLU(inplace=True),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+            )
+        elif ltype == "classifier":
+            module = nn.Linear(c_in[0], c_out[0])
+        elif ltype in OPS[1:]:
+            module = build_op(ltype, c_in[0], affine=True)
+        else:
+            raise NasxError(f"latency key {key!r} names no NAS-Bench-201 layer")
+        return module, (1, *c_in)
 
     # --- networks ------------------------------------------------------------------------
     def build_supernet(self) -> NB201Supernet:
