@@ -44,6 +44,7 @@ bench: $(STAMP) ## run the benchmarks (about 1.5 h on 2 cores) and rewrite their
 	WANDB_MODE=disabled $(PY) benchmarks/supernet_throughput.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/flatness_cost.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/search_strategies.py --write-results
+	WANDB_MODE=disabled $(PY) benchmarks/lut_fidelity.py --write-results
 
 bench-ranking: $(STAMP) ## the ranking-quality benchmark (trains two supernets: hours on 2 cores)
 	WANDB_MODE=disabled $(PY) benchmarks/ranking_quality.py --write-results

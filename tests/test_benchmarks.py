@@ -29,3 +29,20 @@ def test_supernet_throughput_quick(tmp_path: Path) -> None:
     assert "kept" in text and text.count("supernet_throughput:start") == 1
     mod.main(["--quick", "--write-results", "--results", str(out)])
     assert out.read_text().count("supernet_throughput:start") == 1
+
+
+def test_lut_fidelity_quick(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "lut_fidelity", ROOT / "benchmarks" / "lut_fidelity.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    out = tmp_path / "RESULTS.md"
+    results = mod.main(["--quick", "--write-results", "--results", str(out)])
+    assert [r.space.split()[0] for r in results] == ["nb201", "darts"]
+    for r in results:
+        # random archs plus the extremes, every one priced by the LUT and timed whole
+        assert r.n_archs > 4 and r.n_keys > 5 and -1.0 <= r.tau <= 1.0 and r.ratio > 0
+    assert out.read_text().count("lut_fidelity:start") == 1
