@@ -10,8 +10,13 @@ from pathlib import Path
 from nasx.io import write_text_atomic
 
 
-def cpu_model() -> str:
-    """``"<n>-core CPU (<model name>)"`` from lscpu (the processor string where it is absent)."""
+def cpu_count() -> int:
+    """CPUs this process may run on (what ``nproc`` prints)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_name() -> str:
+    """The CPU's model name from lscpu (the processor string where lscpu is absent)."""
     model = platform.processor() or "unknown"
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -25,7 +30,12 @@ def cpu_model() -> str:
         )
     except (OSError, subprocess.CalledProcessError):
         pass
-    return f"{os.cpu_count()}-core CPU ({model})"
+    return model
+
+
+def cpu_model() -> str:
+    """``"<n>-core CPU (<model name>)"``."""
+    return f"{cpu_count()}-core CPU ({cpu_name()})"
 
 
 def write_section(path: Path, start: str, end: str, text: str) -> None:

@@ -26,7 +26,7 @@ from scipy import stats
 from torch.utils.benchmark import Timer
 
 from nasx.objective import LatencyObjective, measure_lut
-from nasx.search_space import DartsSpace, NB201Space, SearchSpace
+from nasx.search_space import Architecture, DartsSpace, NB201Space, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- lut_fidelity:start -->", "<!-- lut_fidelity:end -->"
@@ -44,9 +44,9 @@ class Fidelity:
     real_ms: tuple[float, float]
 
 
-def whole_network_ms(space: SearchSpace, arch: object, min_run_time: float) -> float:
+def whole_network_ms(space: SearchSpace, arch: Architecture, min_run_time: float) -> float:
     """Median ms of one eval-mode forward of one sample through ``arch``'s network."""
-    net = space.build_network(arch).eval()  # type: ignore[arg-type]
+    net = space.build_network(arch).eval()
     x = torch.zeros(1, *space.network_input_shape)
     timer = Timer("net(x)", globals={"net": net, "x": x}, num_threads=torch.get_num_threads())
     with torch.no_grad():

@@ -37,7 +37,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -47,7 +46,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from _results import write_section
+from _results import cpu_count, cpu_name, write_section
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
@@ -325,26 +324,9 @@ def bench(cfg: Config, repeats: int, epochs: int | None, log: bool = True) -> Re
 
 # --- reporting ------------------------------------------------------------------------------
 def machine() -> dict[str, str]:
-    try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        nproc = str(os.cpu_count())
-    model = platform.processor() or "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in out.splitlines()
-                if ln.lower().startswith("model name")
-            ),
-            model,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        pass
     return {
-        "nproc": nproc,
-        "cpu": model,
+        "nproc": str(cpu_count()),
+        "cpu": cpu_name(),
         "torch": torch.__version__,
         "lightning": L.__version__,
         "threads": str(torch.get_num_threads()),

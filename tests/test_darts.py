@@ -32,12 +32,7 @@ GENAS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw) -> DartsSpace:
@@ -310,9 +305,12 @@ def test_angle_vector_constants_and_the_bias_slip_switch():
     assert s0 is not None and s1 is not None
     assert torch.equal(s0, s1)  # the original reads the weight twice and misses it
     assert s0.numel() == v0.numel()
-    # skip (stride 1) is eye(C): C*C values, as many ones as C in cell 0 (C = 4)
+    # the supernet's avg pool on edge 0 -> 3 is followed by a BN over cell 0's C = 4 channels
     w = init["cells.0.edges.3.2.bn.weight"]
     assert w.shape == (4,)
+    # a stride-1 skip contributes the constant eye(C) (GeNAS), C = 4 in cell 0
+    (skip,) = space._op_segments(init, "cells.0.edges.0.3.", "skip_connect", stride2=False)
+    assert torch.equal(skip, torch.eye(4))
     # every avg-pool edge contributes a constant block of 1/9
     assert (v0 == 1.0 / 9.0).sum() >= 9 * 4
 

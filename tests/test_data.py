@@ -14,12 +14,7 @@ from nasx.errors import NasxError
 CIFAR_DIR = Path("/work/shared/data/cifar10")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fake(**kw) -> FakeData:

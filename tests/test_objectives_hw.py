@@ -6,7 +6,6 @@ import math
 import re
 
 import pytest
-import torch
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -25,10 +24,11 @@ from nasx.objective import (
     measure_lut,
     tiny_ml,
 )
-from nasx.objective.lut import parse_key, space_latency_keys
+from nasx.objective.lut import space_latency_keys
 from nasx.search_space import Architecture, NB201Space, SearchSpace
 from nasx.search_space._nb201_net import FixedCell
 from nasx.search_space._nb201_table import load_table
+from nasx.search_space.base import parse_latency_key as parse_key
 
 ALL_NONE = Architecture((0,) * 6)
 ALL_SKIP = Architecture((1,) * 6)
@@ -38,12 +38,7 @@ ALL_POOL = Architecture((4,) * 6)
 MIXED = Architecture((3, 2, 4, 1, 0, 3))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_space(**kw) -> NB201Space:

@@ -24,13 +24,7 @@ ALL_SKIP = (
 HINT = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny networks: thread start-up and contention on 2 shared cores cost more than they gain
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_space(**kw) -> NB201Space:

@@ -20,14 +20,10 @@ from torch.utils.benchmark import Timer
 
 from nasx.errors import NasxError
 from nasx.io import write_text_atomic
-from nasx.search_space.base import SearchSpace, parse_latency_key
+from nasx.search_space.base import SearchSpace
 
 #: how to rebuild a LUT, for error messages
 REBUILD_HINT = "rebuild it for this space with nasx.objective.measure_lut(space, '{path}')"
-
-
-#: the key format belongs to the space contract; re-exported for LUT readers
-parse_key = parse_latency_key
 
 
 # --- loading --------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from torch import nn
 
 from nasx.errors import NasxError
 from nasx.search_space._darts_net import (
-    CELL_GENES,
     EDGES,
+    cell_half,
     cifar_stem,
     imagenet_stem0,
     imagenet_stem1,
@@ -64,7 +64,7 @@ def latency_keys(
         else:
             keys.append(_key("relu_conv_bn", c_pp, s_pp, c, s_pp))
         keys.append(_key("relu_conv_bn", c_p, s_p, c, s_p))
-        half = genes[CELL_GENES:] if reduction else genes[:CELL_GENES]
+        half = cell_half(genes, reduction)
         for e, (_, k) in enumerate(EDGES):
             if half[e] != 0:
                 s_in = s_p if reduction and k < 2 else s_out

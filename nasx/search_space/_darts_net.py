@@ -21,6 +21,15 @@ from nasx.search_space._darts_ops import OPS, FactorizedReduce, ReLUConvBN, buil
 EDGES: tuple[tuple[int, int], ...] = tuple((j, k) for j in range(2, 6) for k in range(j))
 #: genes per cell type; a candidate has 2 * CELL_GENES
 CELL_GENES = len(EDGES)
+#: (gene, input) of the edges into each intermediate node 2..5
+NODE_INPUTS: tuple[tuple[tuple[int, int], ...], ...] = tuple(
+    tuple((e, k) for e, (j, k) in enumerate(EDGES) if j == node) for node in range(2, 6)
+)
+
+
+def cell_half(genes: Sequence[int], reduction: bool) -> Sequence[int]:
+    """The 14 genes a cell runs: the reduction half for a reduction cell, else the normal."""
+    return genes[CELL_GENES:] if reduction else genes[:CELL_GENES]
 
 
 def reduction_cells(layers: int) -> tuple[int, ...]:
@@ -96,10 +105,10 @@ class Cell(nn.Module):
         if genes is None:
             raise ValueError("a supernet cell needs the 14 op indices of its path")
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for j in range(2, 6):
+        for inputs in NODE_INPUTS:
             terms = []
-            for e, (jj, k) in enumerate(EDGES):
-                if jj != j or genes[e] == 0:
+            for e, k in inputs:
+                if genes[e] == 0:
                     continue
                 op = self.edges[str(e)]
                 if self.ops is None:
@@ -160,9 +169,7 @@ class DartsNetwork(nn.Module):
             reduction = i in reductions
             if reduction:
                 c *= 2
-            half = (
-                None if genes is None else (genes[CELL_GENES:] if reduction else genes[:CELL_GENES])
-            )
+            half = None if genes is None else cell_half(genes, reduction)
             cells.append(Cell(c_pp, c_p, c, reduction, reduction_prev, half, pool_bn))
             reduction_prev = reduction
             c_pp, c_p = c_p, 4 * c
@@ -178,8 +185,6 @@ class DartsNetwork(nn.Module):
             s0 = self.stem0(x)
             s1 = self.stem1(s0)
         for cell in self.cells:
-            ops = None
-            if path is not None:
-                ops = path[CELL_GENES:] if cast(Cell, cell).reduction else path[:CELL_GENES]
+            ops = None if path is None else cell_half(path, cast(Cell, cell).reduction)
             s0, s1 = s1, cell(s0, s1, ops)
         return self.classifier(self.global_pooling(s1).flatten(1))

@@ -12,7 +12,13 @@ import torch
 
 from nasx.errors import NasxError
 from nasx.search_space import _darts_latency
-from nasx.search_space._darts_net import CELL_GENES, EDGES, DartsNetwork, reduction_cells
+from nasx.search_space._darts_net import (
+    CELL_GENES,
+    EDGES,
+    DartsNetwork,
+    cell_half,
+    reduction_cells,
+)
 from nasx.search_space._darts_ops import OPS, SHORT
 from nasx.search_space.base import Architecture, SearchSpace, pick_ops_state
 
@@ -25,17 +31,22 @@ ANGLE_PATHS: tuple[tuple[int, ...], ...] = tuple(
     for mask in range(2 ** (end - 2))
 )
 
+
+def gene_index(node: int, inp: int) -> int:
+    """Gene of edge ``inp -> node`` within a cell: ``inp + sum(range(2, node))`` (GeNAS)."""
+    return inp + sum(range(2, node))
+
+
+#: (gene, input) of every edge of each `ANGLE_PATHS` path
+_PATH_EDGES: tuple[tuple[tuple[int, int], ...], ...] = tuple(
+    tuple((gene_index(b, a), a) for a, b in pairwise(path)) for path in ANGLE_PATHS
+)
 _PAIR = re.compile(r"\(\s*['\"]?(\w+)['\"]?\s*,\s*(\d+)\s*\)")
 _FORM = (
     "expected a DARTS genotype \"Genotype(normal=[('sep_conv_3x3', 0), ...8 pairs], "
     'normal_concat=[2, 3, 4, 5], reduce=[...8 pairs], reduce_concat=[2, 3, 4, 5])" '
     "or the 28 op indices of a GeNAS/RLNAS tuple"
 )
-
-
-def gene_index(node: int, inp: int) -> int:
-    """Gene of edge ``inp -> node`` within a cell: ``inp + sum(range(2, node))`` (GeNAS)."""
-    return inp + sum(range(2, node))
 
 
 class DartsSpace(SearchSpace):
@@ -128,8 +139,8 @@ class DartsSpace(SearchSpace):
         """
         out: dict[str, list[tuple[str, int]]] = {}
         for name, half in (
-            ("normal", arch.genes[:CELL_GENES]),
-            ("reduce", arch.genes[CELL_GENES:]),
+            ("normal", cell_half(arch.genes, False)),
+            ("reduce", cell_half(arch.genes, True)),
         ):
             out[name] = [(OPS[half[e]], k) for e, (_, k) in enumerate(EDGES) if half[e] != 0]
         return out
@@ -285,7 +296,7 @@ class DartsSpace(SearchSpace):
         reductions = {str(c) for c in reduction_cells(self.layers)}
 
         def chosen(cell: str, edge: str) -> str:
-            return str(arch.genes[int(edge) + (CELL_GENES if cell in reductions else 0)])
+            return str(cell_half(arch.genes, cell in reductions)[int(edge)])
 
         net.load_state_dict(pick_ops_state(supernet.state_dict(), chosen))
         return net.to(next(supernet.parameters()).device)
@@ -333,9 +344,8 @@ class DartsSpace(SearchSpace):
         reductions = reduction_cells(self.layers)
         segs: list[torch.Tensor] = []
         for c in range(self.layers):
-            half = arch.genes[CELL_GENES:] if c in reductions else arch.genes[:CELL_GENES]
-            for path in ANGLE_PATHS:
-                edges = [(gene_index(b, a), a) for a, b in pairwise(path)]
+            half = cell_half(arch.genes, c in reductions)
+            for edges in _PATH_EDGES:
                 if any(half[e] == 0 for e, _ in edges):
                     continue
                 for e, inp in edges:
