@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasx.hypervolume import ObjectiveUnits
 from nasx.metric.base import Metric, MetricContext
 from nasx.objective.base import Objective
 from nasx.search_space.base import Architecture, SearchSpace
@@ -26,6 +27,19 @@ def arch_generator(seed: int, arch: Architecture) -> torch.Generator:
     """
     state = np.random.SeedSequence([seed, *arch.genes]).generate_state(1)[0]
     return torch.Generator().manual_seed(int(state))
+
+
+def objective_units(metric: Metric, n_costs: int) -> ObjectiveUnits:
+    """The paper units of ``F`` = (metric, negated when maximised; costs), see `ObjectiveUnits`.
+
+    The metric's column is measured from its ideal score (``nan`` when it has none) and scaled
+    by its ``error_scale``; every cost is non-negative with ideal 0.
+    """
+    sign = -1.0 if metric.higher_is_better else 1.0
+    first = float("nan") if metric.ideal is None else sign * float(metric.ideal)
+    return ObjectiveUnits(
+        (first, *[0.0] * n_costs), (float(metric.error_scale), *[1.0] * n_costs)
+    )
 
 
 class Evaluator:
@@ -69,6 +83,11 @@ class Evaluator:
         F = [c.penalized(v) for c, v in zip(self.costs, values, strict=True)]
         G = [c.violation(v) for c, v in zip(self.costs, values, strict=True) if c.is_constraint]
         return np.asarray(F, dtype=float), np.asarray(G, dtype=float)
+
+    @property
+    def units(self) -> ObjectiveUnits:
+        """How the columns of ``F`` map to the papers' units (`objective_units`)."""
+        return objective_units(self.metric, len(self.costs))
 
     @property
     def objective_names(self) -> list[str]:

@@ -52,13 +52,16 @@ def plot_pareto(records: list[dict[str, Any]], names: list[str], path: Path) -> 
 
 
 def plot_hypervolume(history: list[tuple[int, float]], path: Path) -> Path:
-    """Hypervolume after each iteration, against the number of evaluations."""
+    """Hypervolume after each iteration, against the number of evaluations.
+
+    The values are NSGANetV2/CNAS's: the dominated fraction of the reference box.
+    """
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     if history:
         n, hv = zip(*history, strict=True)
         ax.plot(n, hv, "o-")
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("hypervolume")
+    ax.set_ylabel("hypervolume (fraction of the reference box)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

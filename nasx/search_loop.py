@@ -13,7 +13,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nasx.evaluator import Evaluator
-from nasx.hypervolume import hypervolume, reference_point
+from nasx.hypervolume import HypervolumeBox
 from nasx.io import Journal, write_json_atomic
 from nasx.search.base import SearchStrategy
 
@@ -79,7 +79,7 @@ class SearchLoop:
             log.info("resuming search: %d evaluations found in %s", len(cached), self.journal.path)
         records: dict[str, dict[str, Any]] = {}
         budget = self.strategy.n_evals
-        ref: np.ndarray | None = None
+        box: HypervolumeBox | None = None
         stalled = 0
         bar = Progress(
             TextColumn("[bold]search"),
@@ -118,9 +118,9 @@ class SearchLoop:
                     F = np.array([records[k]["F"] for k in keys])
                     G = np.array([records[k].get("G", []) for k in keys], dtype=float)
                     self.strategy.tell(archs, F, G.reshape(len(keys), -1))
-                if ref is None:
-                    ref = self._reference(records)
-                summary = self._write_iteration(iteration, records, new[:room], ref, state)
+                if box is None:
+                    box = self._box(records)
+                summary = self._write_iteration(iteration, records, new[:room], box, state)
                 if self.on_iteration is not None:
                     self.on_iteration(summary)
                 iteration += 1
@@ -141,13 +141,12 @@ class SearchLoop:
         self.strategy.rescore({tuple(r["genes"]): np.asarray(r["F"], dtype=float) for r in ok})
         return state
 
-    @staticmethod
-    def _reference(records: dict[str, dict[str, Any]]) -> np.ndarray | None:
-        """MSuNAS's reference point: 1.01 x the worst of the first iteration (the DOE)."""
+    def _box(self, records: dict[str, dict[str, Any]]) -> HypervolumeBox | None:
+        """MSuNAS's box: reference 1.01 x the worst of the first iteration (the DOE)."""
         F = np.array(
             [r["F"] for r in records.values() if not r["failed"] and r.get("feasible", True)]
         )
-        return reference_point(F) if len(F) else None
+        return HypervolumeBox.from_doe(F, self.evaluator.units) if len(F) else None
 
     def _best_info(self, records: dict[str, dict[str, Any]]) -> str:
         ok = [r for r in records.values() if not r["failed"]]
@@ -165,13 +164,12 @@ class SearchLoop:
         iteration: int,
         records: dict[str, dict[str, Any]],
         candidates: list[str],
-        ref: np.ndarray | None,
+        box: HypervolumeBox | None,
         state: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         ok = [r for r in records.values() if not r["failed"]]
         feasible = [r for r in ok if r.get("feasible", True)]
         F = np.array([r["F"] for r in feasible]).reshape(len(feasible), self.evaluator.n_obj)
-        hv = hypervolume(F[np.all(ref >= F, axis=1)], ref) if ref is not None else 0.0
         best = min(feasible, key=lambda r: r["F"][0]) if feasible else None
         summary = {
             "iteration": iteration,
@@ -179,8 +177,12 @@ class SearchLoop:
             "n_failed": len(records) - len(ok),
             "n_feasible": len(feasible),
             "objectives": self.evaluator.objective_names,
-            "hv": hv,
-            "hv_ref": None if ref is None else ref.tolist(),
+            # NSGANetV2/CNAS's HV: the dominated fraction of the box [ideal, ref] in paper
+            # units (top-1 error in %, costs); hv_raw is the volume in F's own units
+            "hv": box.fraction(F) if box is not None else 0.0,
+            "hv_raw": box.raw(F) if box is not None else 0.0,
+            "hv_ref": None if box is None else box.ref.tolist(),
+            "hv_ideal": None if box is None else box.ideal.tolist(),
             "best": best,
             "candidates": candidates,
             "surrogate": None,

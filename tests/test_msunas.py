@@ -11,6 +11,7 @@ from torch import nn
 
 from nasx.data import FakeData
 from nasx.evaluator import Evaluator
+from nasx.hypervolume import hypervolume
 from nasx.metric import BenchmarkMetric, MetricContext, TorchRunner
 from nasx.objective import Objective
 from nasx.search import NSGASearch
@@ -120,6 +121,16 @@ def test_msunas_doe_then_surrogate_iterations(tmp_path):
     assert len(set(archs)) == len(archs)
     hvs = [it["hv"] for it in its]
     assert hvs == sorted(hvs) and hvs[-1] > hvs[0]
+    # NSGANetV2's HV: (error in %, latency) in the box [0, 1.01 x DOE worst], as a fraction
+    doe = np.array([[100 + r["F"][0], r["F"][1]] for r in records[:16]])
+    ref = 1.01 * doe.max(axis=0)
+    assert its[-1]["hv_ref"] == pytest.approx([ref[0] - 100, ref[1]])
+    assert -its[-1]["hv_ref"][0] < (100 - doe[:, 0]).min()  # below the worst DOE accuracy
+    E = np.array([[100 + r["F"][0], r["F"][1]] for r in records])
+    volume = hypervolume(E[np.all(E <= ref, axis=1)], ref)
+    assert its[-1]["hv"] == pytest.approx(volume / ref.prod())
+    assert its[-1]["hv_raw"] == pytest.approx(volume)  # accuracy in %: same units
+    assert 0 < hvs[0] < hvs[-1] <= 1
 
 
 def test_msunas_finds_better_architectures_than_its_doe(tmp_path):

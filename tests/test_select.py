@@ -12,7 +12,7 @@ import pytest
 from nasx import pipeline
 from nasx.config import check_config
 from nasx.errors import NasxError
-from nasx.hypervolume import hypervolume, non_dominated, reference_point
+from nasx.hypervolume import hypervolume, non_dominated
 from nasx.select import (
     asf_values,
     first_objective_errors,
@@ -134,15 +134,6 @@ def test_hypervolume_three_objectives():
     ref = np.array([2.0, 2.0, 2.0])
     # box 2*2*1 + box 1*1*2 - overlap 1*1*1
     assert hypervolume(F, ref) == pytest.approx(5.0)
-
-
-def test_reference_point_is_just_beyond_the_worst_value():
-    F = np.array([[-0.9, 10.0], [-0.5, 20.0], [-0.7, 15.0]])
-    ref = reference_point(F)
-    assert ref[0] == pytest.approx(-0.5 + 0.005)
-    assert ref[1] == pytest.approx(20.2)
-    assert np.all(ref > F.max(0))
-    assert np.all(reference_point(np.zeros((2, 2))) > 0)
 
 
 # --- preferences (NSGANetV2 --prefer) ------------------------------------------------------

@@ -21,6 +21,8 @@ class AccuracyMetric(Metric):
 
     name = "accuracy"
     higher_is_better = True
+    ideal = 1.0
+    error_scale = 100.0  # top-1 error in %
 
     def __init__(
         self, recal_images: int = 5000, val_images: int = 10000, bn_momentum: float | None = 0.1

@@ -25,6 +25,7 @@ class AngleMetric(Metric):
 
     def __init__(self, normalize: bool = False) -> None:
         self.normalize = normalize
+        self.ideal = 1.0 if normalize else math.pi  # the largest angle between two vectors
 
     def _compute(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator

@@ -82,6 +82,13 @@ class Metric(ABC):
     higher_is_better: bool = True
     #: whether the metric reads supernet weights (a supernet stage must run before the search)
     needs_supernet: bool = True
+    #: the best score the metric can take (an accuracy fraction: 1.0; an error, a robustness:
+    #: 0.0; the angle: pi), or ``None`` when it has no bound (zero-cost proxies). The
+    #: hypervolume box and the selection measure the first objective from it.
+    ideal: float | None = None
+    #: turns ``|score - ideal|`` into the papers' units: 100 for an accuracy fraction, whose
+    #: distance from the ideal is then the top-1 error in %, as NSGANetV2 and CNAS count it
+    error_scale: float = 1.0
 
     def __call__(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator

@@ -31,6 +31,12 @@ class BenchmarkMetric(Metric):
     ) -> None:
         self.column = column
         self.higher_is_better = higher_is_better
+        # accuracy columns are in %, so their distance from 100 is the top-1 error in %;
+        # latencies are >= 0
+        if "_acc_" in column:
+            self.ideal = 100.0 if higher_is_better else None
+        elif column.startswith("latency"):
+            self.ideal = None if higher_is_better else 0.0
         self._checked = False
 
     def check_space(self, space: SearchSpace) -> None:

@@ -51,6 +51,7 @@ class RobustnessMetric(Metric):
 
     name = "robustness"
     higher_is_better = False
+    ideal = 0.0
 
     def __init__(
         self,
@@ -166,6 +167,7 @@ class Top1RobustMetric(RobustnessMetric):
 
     name = "top1_robust"
     higher_is_better = False
+    ideal = 0.0
 
     def __init__(self, alpha: float = 0.5, alpha_norm: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
