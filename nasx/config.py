@@ -18,6 +18,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from nasx.errors import NasxError
+from nasx.hypervolume import ObjectiveUnits
 
 
 class Stage(str, Enum):
@@ -58,7 +59,8 @@ class SelectConfig:
 
     - ``tradeoff``: every non-dominated architecture, the ``n_tradeoffs`` sharpest knees
       marked (NSGANetV2's trade-off mu; ``normalize=false`` measures the neighbourhood radius
-      in raw objective units, as CNAS HEAD does, instead of on the front scaled to [0, 1]);
+      in CNAS HEAD's units, top-1 error in % and the costs, instead of on the front scaled to
+      [0, 1]);
     - ``prefer``: the ``n`` points nearest the preference ``prefer``, e.g.
       ``top1#80+flops#150`` (NSGANetV2's ``--prefer``; pymoo's ASF, see `nasx.select`);
     - ``lowest``: the ``n`` points with the lowest ``objective`` (a cost name or the metric;
@@ -231,6 +233,13 @@ def objective_names(cfg: DictConfig) -> list[str]:
     metric = build("metric", cfg.metric)
     sign = "-" if metric.higher_is_better else ""
     return [sign + metric.name] + [build("objective", c).name for c in cfg.objective.costs]
+
+
+def objective_units(cfg: DictConfig) -> ObjectiveUnits:
+    """How this config's ``F`` columns map to the papers' units (`nasx.evaluator`)."""
+    from nasx.evaluator import objective_units as units_of
+
+    return units_of(build("metric", cfg.metric), len(cfg.objective.costs))
 
 
 def check_select(cfg: DictConfig) -> None:

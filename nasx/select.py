@@ -40,7 +40,7 @@ from pymoo.decomposition.asf import ASF
 from pymoo.mcdm.high_tradeoff import HighTradeoffPoints
 
 from nasx.errors import NasxError
-from nasx.hypervolume import non_dominated
+from nasx.hypervolume import ObjectiveUnits, non_dominated
 
 #: the selection modes (``select.mode``)
 MODES = ("tradeoff", "prefer", "lowest")
@@ -75,7 +75,8 @@ def tradeoff_scores(F: np.ndarray, normalize: bool = True) -> np.ndarray:
     repeated here on pymoo's own neighbour search. With ``normalize`` (NSGANetV2) the front is
     scaled to [0, 1] first, so the neighbourhood radius 0.125 is relative; ``False``
     reproduces CNAS HEAD, which comments the normalisation out and so measures the radius in
-    raw objective units.
+    raw objective units: pass ``F`` in CNAS's units (top-1 error in %, the costs), which
+    `select_architectures` does with its ``units``.
     """
     n = len(F)
     if n < 3:
@@ -319,6 +320,7 @@ def select_architectures(
     objective_names: Sequence[str] | None = None,
     normalize: bool = True,
     n_exits: int | None = None,
+    units: ObjectiveUnits | None = None,
 ) -> list[Selection]:
     """Choose architectures from the archive ``records`` (failed ones are ignored).
 
@@ -329,7 +331,10 @@ def select_architectures(
     if there is none; ``lowest_<objective>_<rank>``). With a single objective, ``prefer`` and
     ``lowest`` rank the whole archive (its front is one point). The most accurate point is
     always included (``best`` when no ranking chose it). ``objective_names`` are the ``F``
-    columns (default ``f0, f1, ...``, all minimised).
+    columns (default ``f0, f1, ...``, all minimised). ``units`` (`nasx.evaluator.
+    objective_units`) maps ``F`` to the papers' units: the knee radius of ``normalize=False``
+    is measured in them (an accuracy fraction as top-1 error in %, as CNAS), and the metric's
+    ideal score, when it declares one, replaces `first_objective_ideal`'s guess.
     """
     if mode not in MODES:
         raise NasxError(f"select.mode={mode!r} is not a mode: use one of {', '.join(MODES)}")
@@ -341,14 +346,21 @@ def select_architectures(
     if len(names) != F.shape[1]:
         raise ValueError(f"{len(names)} objective names for {F.shape[1]} objectives")
     front = _front(F)
+    if units is None:
+        units = ObjectiveUnits.plain(F.shape[1])
     if mode == "tradeoff":
-        return _tradeoff(ok, F, front, n_tradeoffs, normalize)
+        return _tradeoff(ok, units.to_paper(F), front, n_tradeoffs, normalize)
     pool = front if F.shape[1] > 1 else np.lexsort(F.T[::-1])
     if mode == "prefer":
         if not prefer:
             raise NasxError("select.mode=prefer needs select.prefer=key#value+key#value")
         maximised = _maximised(names)
-        ideal = first_objective_ideal(F[:, 0], maximised)
+        ideal = (
+            first_objective_ideal(F[:, 0], maximised)
+            if math.isnan(units.ideal[0])
+            # the metric's declared ideal score (F holds it negated when maximised)
+            else (-units.ideal[0] if maximised else units.ideal[0])
+        )
         weights = parse_preference(prefer, names, ideal)
         score = asf_values(first_objective_errors(F[pool], maximised, ideal), weights)
         order = pool[np.argsort(score, kind="stable")]

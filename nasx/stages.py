@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from nasx.config import build, objective_names
+from nasx.config import build, objective_names, objective_units
 from nasx.data.base import ImageData
 from nasx.errors import NasxError
 from nasx.evaluator import Evaluator
@@ -207,6 +207,7 @@ def run_select(
         objective_names=names,
         normalize=sc.normalize,
         n_exits=sc.n_exits,
+        units=objective_units(cfg),
     )
     known = {r["arch"]: r for r in records if not r.get("failed")}
     for k, text in enumerate(sc.archs):

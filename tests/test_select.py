@@ -480,3 +480,48 @@ def test_select_stage_in_prefer_mode_on_a_finished_search(compose_cfg, tmp_path)
     )
     folders = sorted(p.name for p in final.iterdir() if p.is_dir())
     assert "lowest_flops_00" in folders and not any(f.startswith("prefer") for f in folders)
+
+
+# --- CNAS's knee in CNAS's units (select.normalize=false) ----------------------------------
+
+# CNAS@2022 "noconstraintsFR" run (reference notes §7a): the front runs from 2.14 M params at
+# 11.38 % error to 4.37 M at 5.40 %, and post_search chose the trade-off net at 2.53 M params;
+# the points between are placed on that curve.
+FR_PARAMS = [2.14, 2.30, 2.53, 3.00, 3.60, 4.37]
+FR_ERR = [11.38, 8.9, 6.6, 6.2, 5.8, 5.40]
+
+
+def cnas_mu(E: np.ndarray, i: int) -> float:
+    """CNAS HEAD's HighTradeoffPoints mu without normalisation, by hand (m = 2)."""
+    d = np.linalg.norm(E - E[i], axis=1)
+    near = [j for j in np.flatnonzero(d <= 0.125) if j != i]
+    if len(near) < 4:
+        near = [j for j in np.argsort(d) if j != i][:4]
+    return min(
+        np.maximum(0, E[j] - E[i]).sum() / np.maximum(0, E[i] - E[j]).sum() for j in near
+    )
+
+
+def test_unnormalised_knee_is_measured_in_error_percent():
+    from nasx.evaluator import objective_units
+    from nasx.metric import AccuracyMetric
+
+    # nasx's accuracy metric is a fraction: F = (-accuracy, params in M)
+    recs = [
+        {"arch": f"a{i}", "F": [-(100 - e) / 100, p]}
+        for i, (p, e) in enumerate(zip(FR_PARAMS, FR_ERR, strict=True))
+    ]
+    units = objective_units(AccuracyMetric(), 1)
+    chosen = select_architectures(
+        recs, 1, normalize=False, objective_names=["-accuracy", "params"], units=units
+    )
+    knee = [s for s in chosen if "high_tradeoff" in s.reasons]
+    E = np.array([FR_ERR, FR_PARAMS]).T
+    mus = [cnas_mu(E, i) for i in range(len(E))]
+    assert knee[0].record["arch"] == f"a{int(np.argmax(mus))}" == "a2"  # the 2.53 M net
+    assert knee[0].info["mu"] == pytest.approx(max(mus))
+    # measured on the accuracy fraction instead, the radius sees another front: another knee
+    plain = select_architectures(
+        recs, 1, normalize=False, objective_names=["-accuracy", "params"]
+    )
+    assert [s.record["arch"] for s in plain if "high_tradeoff" in s.reasons] != ["a2"]
