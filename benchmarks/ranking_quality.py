@@ -9,6 +9,10 @@ training-free proxy (fresh initialisation), and collects Kendall tau / Spearman 
 Usage::
 
     WANDB_MODE=disabled .venv/bin/python benchmarks/ranking_quality.py [--quick] [--write-results]
+    WANDB_MODE=disabled .venv/bin/python benchmarks/ranking_quality.py --only meco,swap,zico
+
+``--only`` scores just the named metrics (training-free proxies need no supernet, so none is
+trained) and prints their rows; the ground truth then comes from their own runs.
 """
 
 from __future__ import annotations
@@ -48,7 +52,17 @@ PROXIES = [
     "l2_norm",
     "params",
     "flops",
+    "meco",
+    "swap",
+    "swap_reg",
+    "zico",
 ]
+#: per-metric overrides on top of the metric's config, for the benchmark's space (nb201_cpu)
+METRIC_OVERRIDES = {
+    # conf/metric/swap_reg.yaml's rule (mu = the largest network, sigma = (largest -
+    # smallest)^2, in thousands of parameters) for nb201_cpu, C=16 N=1 at 10 classes
+    "swap_reg": ["metric.mu=365.0", "metric.sigma=85089.0"],
+}
 
 
 def run(overrides: list[str], run_dir: Path) -> float:
@@ -68,12 +82,19 @@ def _journal(run_dir: Path) -> list[dict[str, Any]]:
     return [r for r in map(json.loads, path.read_text().splitlines()) if not r.get("failed")]
 
 
-def _truth(out: Path) -> dict[str, float]:
-    """Ground truth of the sampled cells (every run scores the same ones)."""
+def _truth(out: Path, names: list[str]) -> dict[str, float]:
+    """Ground truth of the sampled cells (every run scores the same ones).
+
+    Read from the SPOS supernet run, else from the first of ``names`` that has a table.
+    """
     import csv
 
-    with open(out / "supernet_spos" / "correlate" / "scores.csv") as f:
-        return {row["arch"]: float(row[COLUMN]) for row in csv.DictReader(f)}
+    for name in ["supernet_spos", *names]:
+        path = out / name / "correlate" / "scores.csv"
+        if path.exists():
+            with open(path) as f:
+                return {row["arch"]: float(row[COLUMN]) for row in csv.DictReader(f)}
+    raise FileNotFoundError(f"no correlate/scores.csv under {out}")
 
 
 def _tau(scores: dict[str, float], truth: dict[str, float], higher: bool) -> dict[str, Any]:
@@ -91,7 +112,7 @@ def _tau(scores: dict[str, float], truth: dict[str, float], higher: bool) -> dic
 
 def collect(out: Path, runs: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
     """Kendall tau of every run found under ``out``; unfinished runs over the cells scored."""
-    truth = _truth(out)
+    truth = _truth(out, [name for _, _, name in runs])
     rows = []
     scored: dict[str, dict[str, float]] = {}
     for metric, sup, name in runs:
@@ -139,7 +160,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         action="store_true",
         help="train and score nothing: report what --out holds (unfinished runs partially)",
     )
+    ap.add_argument(
+        "--only",
+        type=lambda s: [m for m in s.split(",") if m],
+        default=None,
+        metavar="M1,M2",
+        help="score only these metrics (e.g. meco,swap,swap_reg,zico); proxies train nothing",
+    )
     args = ap.parse_args(argv)
+    if args.only is not None and args.write_results:
+        ap.error("--write-results rewrites the whole table: run it without --only")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     n, epochs, limit = (20, 1, 1000) if args.quick else (200, 12, 10000)
     common = [
@@ -163,11 +193,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         # the expensive one last: a killed benchmark still reports the others
         ("flatness", "spos", "flatness_spos"),
     ]
+    if args.only is not None:
+        known = {m for m, _, _ in runs}
+        unknown = sorted(set(args.only) - known)
+        if unknown:
+            ap.error(f"--only: unknown metric(s) {unknown}; choose from {sorted(known)}")
+        runs = [r for r in runs if r[0] in args.only]
+        needs = sorted({s for m, s, n in runs if not s.startswith("none")})
+        if needs and not all((args.out / f"supernet_{s}").exists() for s in needs):
+            print(f"note: {needs} metrics train or load supernets under {args.out}")
     if not args.collect_only:
         for metric, sup, name in runs:
             d = args.out / name
             if sup.startswith("none"):
-                run([*common, f"metric={metric}", "stages=[correlate]"], d)
+                extra = METRIC_OVERRIDES.get(metric, [])
+                run([*common, f"metric={metric}", *extra, "stages=[correlate]"], d)
             elif name.startswith("supernet_"):
                 stages = "stages=[supernet,correlate]"
                 run(

@@ -189,3 +189,14 @@ def test_killed_correlate_resumes_with_only_the_missing_archs(
     calls.clear()
     pipeline.run(cfg, tmp_path)  # finished: skipped
     assert calls == []
+
+
+def test_rlnas_tuples_in_the_arch_file(compose_cfg, tmp_path: Path) -> None:
+    space = NB201Space()
+    archs = [space.sample(np.random.default_rng(k)) for k in range(3)]
+    listing = tmp_path / "archs.txt"
+    listing.write_text("\n".join(str(tuple(a.genes)) for a in archs) + "\n")
+    cfg = compose_cfg(*BENCH, f"correlate.archs={listing}")
+    pipeline.run(cfg, tmp_path / "run")
+    rows = list(csv.DictReader((tmp_path / "run" / "correlate" / "scores.csv").open()))
+    assert [r["arch"] for r in rows] == [space.to_str(a) for a in archs]

@@ -17,11 +17,15 @@ from nasx.metric.proxies import GradNormMetric as GradNormMetric
 from nasx.metric.proxies import GraspMetric as GraspMetric
 from nasx.metric.proxies import JacovMetric as JacovMetric
 from nasx.metric.proxies import L2NormMetric as L2NormMetric
+from nasx.metric.proxies import MecoMetric as MecoMetric
 from nasx.metric.proxies import NwotMetric as NwotMetric
 from nasx.metric.proxies import ParamsMetric as ParamsMetric
 from nasx.metric.proxies import SnipMetric as SnipMetric
+from nasx.metric.proxies import SwapMetric as SwapMetric
+from nasx.metric.proxies import SwapRegMetric as SwapRegMetric
 from nasx.metric.proxies import SynflowMetric as SynflowMetric
 from nasx.metric.proxies import ZeroCostMetric as ZeroCostMetric
+from nasx.metric.proxies import ZicoMetric as ZicoMetric
 from nasx.metric.robustness import RobustnessMetric as RobustnessMetric
 from nasx.metric.robustness import Top1RobustMetric as Top1RobustMetric
 from nasx.metric.runner import TorchRunner as TorchRunner
@@ -42,14 +46,18 @@ __all__ = [
     "GraspMetric",
     "JacovMetric",
     "L2NormMetric",
+    "MecoMetric",
     "Metric",
     "MetricContext",
     "NwotMetric",
     "ParamsMetric",
     "RobustnessMetric",
     "SnipMetric",
+    "SwapMetric",
+    "SwapRegMetric",
     "SynflowMetric",
     "Top1RobustMetric",
     "TorchRunner",
     "ZeroCostMetric",
+    "ZicoMetric",
 ]

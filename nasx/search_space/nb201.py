@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
@@ -78,10 +79,27 @@ class NB201Space(SearchSpace):
         return f"|{ops[0]}|+|{ops[1]}|{ops[2]}|+|{ops[3]}|{ops[4]}|{ops[5]}|"
 
     def parse(self, text: str) -> Architecture:
-        hint = "expected the NB201 form |op~0|+|op~0|op~1|+|op~0|op~1|op~2| with op in " + (
-            ", ".join(OPS)
+        """The NB201 string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` or RLNAS's 6-integer tuple.
+
+        RLNAS stores a candidate as six op indices in edge order (1<-0), (2<-0), (2<-1),
+        (3<-0), (3<-1), (3<-2) with NB201's op order, e.g. ``(3, 3, 0, 1, 2, 3)``; brackets and
+        commas are optional.
+        """
+        hint = (
+            "expected the NB201 form |op~0|+|op~0|op~1|+|op~0|op~1|op~2| with op in "
+            + ", ".join(OPS)
+            + f", or RLNAS's tuple of {len(EDGES)} op indices 0..{len(OPS) - 1}"
         )
-        nodes = text.strip().split("+")
+        body = text.strip()
+        if body[:1] in "([" or body[:1].isdigit():
+            tokens = [t for t in re.split(r"[\s,()\[\]]+", body) if t]
+            if len(tokens) != len(EDGES) or not all(t.isdigit() for t in tokens):
+                raise NasxError(f"cannot parse architecture {text!r}: {hint}")
+            genes_t = tuple(int(t) for t in tokens)
+            if max(genes_t) >= len(OPS):
+                raise NasxError(f"cannot parse architecture {text!r}: {hint}")
+            return Architecture(genes_t)
+        nodes = body.split("+")
         if len(nodes) != 3:
             raise NasxError(f"cannot parse architecture {text!r}: {hint}")
         genes: list[int] = []

@@ -24,6 +24,8 @@ def min_eig_correlation(fmap: torch.Tensor) -> float:
     ``eigvalsh`` replaces the official ``torch.linalg.eig`` (the matrix is symmetric).
     """
     fea = fmap.detach().reshape(fmap.shape[0], -1).double().cpu().numpy()
+    if fea.shape[1] < 2:
+        return 0.0  # one value per channel (a pooled map): every correlation is NaN, zeroed
     with np.errstate(all="ignore"):
         corr = np.atleast_2d(np.corrcoef(fea))
     corr[~np.isfinite(corr)] = 0.0
