@@ -199,9 +199,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if unknown:
             ap.error(f"--only: unknown metric(s) {unknown}; choose from {sorted(known)}")
         runs = [r for r in runs if r[0] in args.only]
-        needs = sorted({s for m, s, n in runs if not s.startswith("none")})
-        if needs and not all((args.out / f"supernet_{s}").exists() for s in needs):
-            print(f"note: {needs} metrics train or load supernets under {args.out}")
     if not args.collect_only:
         for metric, sup, name in runs:
             d = args.out / name

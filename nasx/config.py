@@ -137,6 +137,8 @@ def register() -> None:
 
 register()
 
+#: the largest seed NumPy's legacy seeding and Lightning's ``seed_everything`` accept (2**32 - 1)
+MAX_SEED = 2**32 - 1
 #: groups whose node is one ``_target_`` instantiated with explicit arguments
 TARGET_GROUPS = ("space", "dataset", "metric", "search", "trainer", "logger")
 #: arguments supplied by the pipeline at instantiation, not by the config
@@ -197,6 +199,10 @@ def check_config(cfg: DictConfig) -> None:
         if group == "trainer":
             continue  # lightning.Trainer's signature holds types OmegaConf cannot express
         check_node(group, cfg[group])
+    if not 0 <= int(cfg.seed) <= MAX_SEED:
+        raise NasxError(
+            f"seed={cfg.seed} is outside NumPy's seed range: pass a seed in 0..{MAX_SEED}"
+        )
     costs = cfg.objective.get("costs")
     if not isinstance(costs, ListConfig):
         raise NasxError("objective.costs must be a list of cost nodes (may be empty)")

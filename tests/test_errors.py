@@ -43,6 +43,7 @@ def earlier_run(tmp_path_factory) -> Path:
     [
         (["search=foo"], ["Could not find 'search/foo'", "nsga"]),
         (["seed=abc"], ["could not be converted to Integer", "seed"]),
+        (["seed=99999999999"], ["seed=99999999999", "0..4294967295"]),
         (["stages=[train]"], ["stages"]),
         (["search.pop_size=abc"], ["search.pop_size", "could not be converted to Integer"]),
         (["dataset=cifar10"], ["dataset.root is not set", "dataset.root="]),
@@ -61,6 +62,8 @@ def test_cli_bad_option_fails_with_one_clear_message(tmp_path: Path, overrides, 
     [
         (["metric=nope"], ["Could not find 'metric/nope'", "flatness"]),
         (["search.pop_size=-1"], ["search.pop_size must be >= 2"]),
+        (["seed=4294967296"], ["seed=4294967296", "NumPy's seed range", "0..4294967295"]),
+        (["seed=-3"], ["seed=-3", "0..4294967295"]),
         (["search=evolution", "search.population=-5"], ["search.population must be >= 1"]),
         (["supernet.epochs=0"], ["supernet.epochs=0", "at least one epoch"]),
         (["search.n_evals=0"], ["search.n_evals must be >= 1"]),
