@@ -60,6 +60,14 @@ def build_parts(cfg: DictConfig) -> Parts:
             strategy = make(surrogate=surrogate)
         except ValueError as exc:
             raise NasxError(f"invalid search config: {exc}") from exc
+    scoring = {"search", "correlate"} & set(_stages(cfg))
+    if scoring and metric.needs_valid and float(cfg.dataset.get("valid_fraction", 0.5)) == 0:
+        raise NasxError(
+            f"metric={metric.name} scores architectures on the valid split, which "
+            "dataset.valid_fraction=0 leaves empty: set dataset.valid_fraction to a share in "
+            "(0, 1) such as 0.5, or use a metric that needs no valid data (angle, benchmark, "
+            "a zero-cost proxy)"
+        )
     for cost in costs:
         cost.check(space)  # a missing table column or LUT stops the run before any work
     if any(c.has_bound for c in costs):

@@ -108,6 +108,17 @@ def test_images_are_normalised():
     assert 0.8 < float(x.std()) < 1.2
 
 
+def test_valid_fraction_zero_trains_on_every_image():
+    # RLNAS: the supernet sees all training images; the valid split is empty
+    full, half = fake(valid_fraction=0.0), fake(valid_fraction=0.5)
+    full.setup(8, 3)
+    half.setup(8, 3)
+    n = len(half.split("train")[1]) + len(half.split("valid")[1])
+    assert len(full.split("train")[1]) == n
+    assert len(full.split("valid")[1]) == 0
+    assert len(full.train_loader(0).dataset) == n
+
+
 def test_split_before_setup_is_an_error():
     with pytest.raises(RuntimeError, match="setup"):
         fake().split("train")
@@ -115,7 +126,7 @@ def test_split_before_setup_is_an_error():
 
 @pytest.mark.parametrize(
     "kw",
-    [{"batch_size": 0}, {"eval_batch_size": 0}, {"valid_fraction": 0.0}, {"valid_fraction": 1.0}],
+    [{"batch_size": 0}, {"eval_batch_size": 0}, {"valid_fraction": -0.1}, {"valid_fraction": 1.0}],
 )
 def test_invalid_arguments(kw):
     with pytest.raises(ValueError):

@@ -177,6 +177,23 @@ def test_angle_and_accuracy_runs(compose_cfg, tmp_path: Path, smoke_run: Path) -
             assert all(0.0 <= v <= 1.0 for v in values)
 
 
+def test_rlnas_trains_on_every_image_without_a_valid_split(compose_cfg, tmp_path: Path) -> None:
+    for name in ("rlnas_nb201", "rlnas_darts"):
+        assert compose_cfg(f"experiment={name}").dataset.valid_fraction == 0.0
+    cfg = compose_cfg(
+        "experiment=smoke",
+        "supernet=rlnas",
+        "metric=angle",
+        "objective=none",
+        "search=random",
+        "dataset.valid_fraction=0",
+        "stages=[supernet,search]",
+    )
+    pipeline.run(cfg, tmp_path)
+    recs = _records(tmp_path)
+    assert len(recs) == 8 and not any(r["failed"] for r in recs)
+
+
 def test_csv_logger_gets_the_search_numbers(compose_cfg, tmp_path: Path) -> None:
     pipeline.run(compose_cfg("experiment=smoke", "logger=csv"), tmp_path)
     text = "".join(p.read_text() for p in tmp_path.rglob("metrics.csv"))

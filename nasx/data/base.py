@@ -71,7 +71,9 @@ class ImageData(ABC):
     Args:
         batch_size: training batch size (64 in GeNAS/RLNAS).
         eval_batch_size: batch size for metrics, recalibration and testing.
-        valid_fraction: share of the training images held out as the valid split.
+        valid_fraction: share of the training images held out as the valid split; 0 trains on
+            every training image and leaves the valid split empty (RLNAS: the angle metric
+            needs no valid data).
         split_seed: seed of the train/valid permutation; fixed so every run sees the same split.
         augment: random crop (padding 4 at 32 px) and horizontal flip on training images.
         num_workers: DataLoader worker processes.
@@ -92,8 +94,8 @@ class ImageData(ABC):
     ) -> None:
         if batch_size < 1 or eval_batch_size < 1:
             raise ValueError("dataset.batch_size and dataset.eval_batch_size must be >= 1")
-        if not 0.0 < valid_fraction < 1.0:
-            raise ValueError(f"dataset.valid_fraction must be in (0, 1), got {valid_fraction}")
+        if not 0.0 <= valid_fraction < 1.0:
+            raise ValueError(f"dataset.valid_fraction must be in [0, 1), got {valid_fraction}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.valid_fraction = valid_fraction

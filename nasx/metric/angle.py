@@ -22,6 +22,7 @@ class AngleMetric(Metric):
 
     name = "angle"
     higher_is_better = True
+    needs_valid = False
 
     def __init__(self, normalize: bool = False) -> None:
         self.normalize = normalize

@@ -86,6 +86,8 @@ class Metric(ABC):
     #: 0.0; the angle: pi), or ``None`` when it has no bound (zero-cost proxies). The
     #: hypervolume box and the selection measure the first objective from it.
     ideal: float | None = None
+    #: whether the metric reads the valid split (``dataset.valid_fraction=0`` leaves it empty)
+    needs_valid: bool = True
     #: turns ``|score - ideal|`` into the papers' units: 100 for an accuracy fraction, whose
     #: distance from the ideal is then the top-1 error in %, as NSGANetV2 and CNAS count it
     error_scale: float = 1.0

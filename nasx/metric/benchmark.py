@@ -25,6 +25,7 @@ class BenchmarkMetric(Metric):
 
     name = "benchmark"
     needs_supernet = False
+    needs_valid = False
 
     def __init__(
         self, column: str = "cifar10valid_valid_acc_12ep", higher_is_better: bool = True

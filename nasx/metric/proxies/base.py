@@ -75,6 +75,7 @@ class ZeroCostMetric(Metric):
     name = "zero_cost"
     higher_is_better = True
     needs_supernet = False
+    needs_valid = False  # one training minibatch
 
     def __init__(self, batch_size: int = 64, init: str = "fresh") -> None:
         if batch_size < 1:

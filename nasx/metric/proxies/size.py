@@ -17,6 +17,7 @@ class ParamsMetric(Metric):
 
     name = "params"
     higher_is_better = True
+    needs_valid = False
     needs_supernet = False
 
     def __init__(self) -> None:
@@ -36,6 +37,7 @@ class FlopsMetric(Metric):
 
     name = "flops"
     higher_is_better = True
+    needs_valid = False
     needs_supernet = False
 
     def __init__(self) -> None:
