@@ -10,7 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nasx.config import build, check_config, fingerprint, uses_surrogate
 from nasx.correlate import choose_archs, run_correlate
@@ -205,18 +205,9 @@ def _supernet_paths(cfg: DictConfig, run_dir: Path) -> tuple[Path, Path]:
 def _metric_context(
     cfg: DictConfig, parts: Parts, supernet: torch.nn.Module | None, init: Path
 ) -> MetricContext:
-    from lightning.pytorch.utilities.exceptions import MisconfigurationException
-
     from nasx.io import load_state_dict
-    from nasx.lit.evaluation import LightningRunner
 
-    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
-    try:
-        runner = LightningRunner(accelerator=accelerator)
-    except MisconfigurationException as exc:
-        raise NasxError(
-            f"cannot evaluate on {accelerator!r} here ({exc}): use trainer=cpu"
-        ) from exc
+    runner = evaluation_runner(cfg.trainer)
     device = runner.device
     init_state = None
     if supernet is not None and init.exists():
@@ -238,6 +229,35 @@ def _metric_context(
     )
 
 
+def evaluation_runner(trainer: DictConfig) -> Any:
+    """The `LightningRunner` of candidate evaluation, on the ``trainer=`` preset's accelerator,
+    precision and (first) device.
+
+    Evaluation scores one architecture at a time on one device; a preset with several devices
+    (DDP training) evaluates on the first of them.
+    """
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    from nasx.lit.evaluation import LightningRunner
+
+    accelerator = str(trainer.get("accelerator", "cpu"))
+    precision = trainer.get("precision", "32-true")
+    devices: Any = trainer.get("devices", 1)
+    if isinstance(devices, ListConfig | list) and len(devices) > 0:
+        devices = [int(devices[0])]
+    elif isinstance(devices, str) and "," in devices:
+        devices = [int(devices.split(",")[0])]
+    else:
+        devices = 1
+    try:
+        return LightningRunner(accelerator=accelerator, precision=precision, devices=devices)
+    except (MisconfigurationException, ValueError) as exc:
+        raise NasxError(
+            f"cannot evaluate with trainer.accelerator={accelerator} "
+            f"trainer.precision={precision} here ({exc}): use trainer=cpu"
+        ) from exc
+
+
 def current_run_dir() -> Path:
     """The Hydra run directory of the running job."""
     from hydra.core.hydra_config import HydraConfig
@@ -245,4 +265,4 @@ def current_run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-__all__ = ["build_parts", "current_run_dir", "run"]
+__all__ = ["build_parts", "current_run_dir", "evaluation_runner", "run"]

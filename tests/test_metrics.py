@@ -380,3 +380,36 @@ def test_lightning_runner_matches_torch_runner(trained):
     assert res.images == ref.images == 50
     assert res.accuracy == ref.accuracy
     assert res.loss == pytest.approx(ref.loss, abs=1e-6)
+
+
+class _DtypeProbe(nn.Module):
+    """Records the dtype its linear layer computes in (bfloat16 under CPU autocast)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3 * 4 * 4, 2)
+        self.seen: list[torch.dtype] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.fc(x.flatten(1))
+        self.seen.append(out.dtype)
+        return out
+
+
+def test_evaluation_runner_honours_the_trainer_preset(compose_cfg):
+    from nasx.pipeline import evaluation_runner
+
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(8, 3, 4, 4), torch.randint(0, 2, (8,))),
+        batch_size=4,
+    )
+    plain = _DtypeProbe().eval()
+    evaluation_runner(compose_cfg("trainer=cpu").trainer).evaluate(plain, loader)
+    assert plain.seen == [torch.float32] * 2
+    # trainer=gpu's mixed precision reaches candidate evaluation (bf16 is the CPU's autocast)
+    mixed = _DtypeProbe().eval()
+    runner = evaluation_runner(compose_cfg("trainer.precision=bf16-mixed").trainer)
+    assert runner.trainer.precision == "bf16-mixed"
+    runner.evaluate(mixed, loader)
+    assert mixed.seen == [torch.bfloat16] * 2
+    assert compose_cfg("trainer=gpu").trainer.precision == "16-mixed"

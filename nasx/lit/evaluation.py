@@ -33,26 +33,34 @@ class _EvalModule(L.LightningModule):
 class LightningRunner:
     """`nasx.metric.EvalRunner` backed by ``Trainer.validate`` on a single device.
 
+    The pipeline builds it from the ``trainer=`` preset, so its accelerator and precision
+    (``trainer=gpu``: 16-bit mixed) apply to candidate evaluation and fine-tuning as they do
+    to supernet training.
+
     Args:
         accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
-        precision: Lightning precision for evaluation.
+        precision: Lightning precision for evaluation and fine-tuning.
+        devices: the one device to use, as Lightning takes it (``1``: the first; ``[k]``:
+            device ``k``).
     """
 
-    def __init__(self, accelerator: str = "cpu", precision: Any = "32-true") -> None:
+    def __init__(
+        self, accelerator: str = "cpu", precision: Any = "32-true", devices: Any = 1
+    ) -> None:
         # the device banner was printed by the training Trainer already
         rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
         level = rank_zero.level
         rank_zero.setLevel(logging.WARNING)
         try:
-            self.trainer = self._make_trainer(accelerator, precision)
+            self.trainer = self._make_trainer(accelerator, precision, devices)
         finally:
             rank_zero.setLevel(level)
 
     @staticmethod
-    def _make_trainer(accelerator: str, precision: Any) -> L.Trainer:
+    def _make_trainer(accelerator: str, precision: Any, devices: Any) -> L.Trainer:
         return L.Trainer(
             accelerator=accelerator,
-            devices=1,
+            devices=devices,
             precision=precision,
             logger=False,
             enable_checkpointing=False,
@@ -77,7 +85,7 @@ class LightningRunner:
         module = _FinetuneModule(net, spec, spec.steps(loader))
         trainer = L.Trainer(
             accelerator=self.trainer.accelerator,
-            devices=1,
+            devices=[self.device.index] if self.device.index is not None else 1,
             precision=self.trainer.precision_plugin.precision,
             max_epochs=spec.epochs,
             limit_train_batches=spec.max_batches if spec.max_batches is not None else 1.0,
