@@ -72,11 +72,42 @@ def test_sam_needs_a_closure_and_a_valid_rho():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"optimizer": "adam"}, {"epochs": -1}, {"lr": 0.0}, {"max_batches": 0}]
+    "kwargs",
+    [
+        {"optimizer": "adam"},
+        {"epochs": -1},
+        {"lr": 0.0},
+        {"max_batches": 0},
+        {"schedule": "step"},
+    ],
 )
 def test_finetune_spec_rejects_bad_options(kwargs):
     with pytest.raises(ValueError):
         FinetuneSpec(**kwargs)
+
+
+def _lrs(spec: FinetuneSpec, steps: int) -> list[float]:
+    from nasx.optim.finetune import make_optimizer
+
+    w = nn.Parameter(torch.zeros(1))
+    opt, sched = make_optimizer([w], spec, steps)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(sched.get_last_lr()[0])
+        w.grad = torch.zeros(1)
+        (opt.base_optimizer if hasattr(opt, "base_optimizer") else opt).step()
+        sched.step()
+    return lrs
+
+
+def test_cnas_per_batch_schedule_oscillates_and_the_default_decays_smoothly():
+    # CNAS: CosineAnnealingLR(T_max=epochs) stepped every batch: period 2 * epochs batches
+    one = _lrs(FinetuneSpec(epochs=1, optimizer="sgd", lr=0.1, schedule="cnas_per_batch"), 6)
+    assert one == pytest.approx([0.1, 0.0, 0.1, 0.0, 0.1, 0.0], abs=1e-12)
+    two = _lrs(FinetuneSpec(epochs=2, optimizer="asam", lr=0.1, schedule="cnas_per_batch"), 5)
+    assert two == pytest.approx([0.1, 0.05, 0.0, 0.05, 0.1], abs=1e-12)
+    smooth = _lrs(FinetuneSpec(epochs=1, optimizer="sgd", lr=0.1), 4)
+    assert smooth == pytest.approx([0.1 * 0.5 * (1 + math.cos(math.pi * s / 4)) for s in range(4)])
 
 
 def _net_and_loader():

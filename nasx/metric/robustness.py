@@ -47,6 +47,8 @@ class RobustnessMetric(Metric):
         finetune_lr: base SGD learning rate (FlatNAS: 0.1, momentum 0.9, wd 5e-5).
         finetune_rho: SAM/ASAM radius (FlatNAS: 2.0).
         finetune_batches: limit each fine-tuning epoch to this many batches (``None``: all).
+        finetune_schedule: ``cosine`` (to 0 over all steps) or ``cnas_per_batch`` (CNAS's
+            ``CosineAnnealingLR(T_max=epochs)`` stepped every batch; see `FinetuneSpec`).
     """
 
     name = "robustness"
@@ -67,6 +69,7 @@ class RobustnessMetric(Metric):
         finetune_lr: float = 0.1,
         finetune_rho: float = 2.0,
         finetune_batches: int | None = None,
+        finetune_schedule: str = "cosine",
     ) -> None:
         if sigma < 0:
             raise ValueError(f"metric.sigma must be >= 0, got {sigma}")
@@ -85,6 +88,7 @@ class RobustnessMetric(Metric):
             lr=finetune_lr,
             rho=finetune_rho,
             max_batches=finetune_batches,
+            schedule=finetune_schedule,
         )
         self._batches = DeviceBatchCache()
 

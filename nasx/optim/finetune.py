@@ -19,6 +19,8 @@ from torch.utils.data import DataLoader
 from nasx.optim.sam import SAM
 
 OPTIMIZERS = ("sgd", "sam", "asam")
+#: learning-rate schedules of candidate fine-tuning (`FinetuneSpec.schedule`)
+SCHEDULES = ("cosine", "cnas_per_batch")
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,12 @@ class FinetuneSpec:
     Attributes:
         epochs: passes over the (possibly limited) training loader; 0 disables fine-tuning.
         optimizer: ``sgd``, ``sam`` or ``asam`` (SAM with ``adaptive=True``).
-        lr: base SGD learning rate, annealed by a cosine to 0 over all steps. (FlatNAS's
-            ``CosineAnnealingLR(T_max=epochs)`` is stepped every batch, which makes the rate
-            oscillate with a period of ``2 * epochs`` batches; the intended schedule is used.)
+        lr: base SGD learning rate.
+        schedule: ``cosine`` (default, the intended schedule): a cosine from ``lr`` to 0 over
+            all steps. ``cnas_per_batch``: CNAS/FlatNAS as the code runs it
+            (``train_utils.py``, reference notes §6.8): torch's ``CosineAnnealingLR(T_max=
+            epochs, eta_min=0)`` stepped after every *batch*, so the rate oscillates between
+            ``lr`` and 0 with a period of ``2 * epochs`` batches.
         momentum: SGD momentum.
         weight_decay: SGD weight decay.
         nesterov: Nesterov momentum.
@@ -46,6 +51,7 @@ class FinetuneSpec:
     nesterov: bool = False
     rho: float = 2.0
     max_batches: int | None = None
+    schedule: str = "cosine"
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -53,6 +59,10 @@ class FinetuneSpec:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"unknown fine-tuning optimizer {self.optimizer!r}: use one of {OPTIMIZERS}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"unknown fine-tuning schedule {self.schedule!r}: use one of {SCHEDULES}"
             )
         if self.lr <= 0 or self.rho < 0 or self.weight_decay < 0 or self.momentum < 0:
             raise ValueError("fine-tuning lr must be > 0 and rho, momentum, weight_decay >= 0")
@@ -68,7 +78,7 @@ class FinetuneSpec:
 def make_optimizer(
     params: Any, spec: FinetuneSpec, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """The optimiser of ``spec`` and a per-step cosine schedule to 0 over ``total_steps``."""
+    """The optimiser of ``spec`` and its schedule, stepped once per batch (`FinetuneSpec`)."""
     sgd: dict[str, Any] = dict(
         lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, nesterov=spec.nesterov
     )
@@ -80,6 +90,10 @@ def make_optimizer(
     # SAM steps through its base optimiser, which shares the parameter groups: the schedule
     # is attached there so that it sees every step
     stepped = opt.base_optimizer if isinstance(opt, SAM) else opt
+    sched: torch.optim.lr_scheduler.LRScheduler
+    if spec.schedule == "cnas_per_batch":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(stepped, T_max=spec.epochs, eta_min=0)
+        return opt, sched
     sched = torch.optim.lr_scheduler.LambdaLR(
         stepped, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / max(total_steps, 1)))
     )

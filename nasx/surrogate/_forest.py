@@ -190,7 +190,7 @@ def grow_forest(
             best = score.max(axis=1)
             tied = score >= best[:, None] - TIE_RTOL * np.abs(best[:, None])
             pick = np.argmax(tied, axis=1)
-            many = np.flatnonzero(tied.sum(axis=1) > 1)
+            many = np.flatnonzero((tied.sum(axis=1) > 1) & np.isfinite(best))
             if many.size:
                 draw = np.where(tied[many], rng.random((many.size, data.d)), -1.0)
                 pick[many] = np.argmax(draw, axis=1)
