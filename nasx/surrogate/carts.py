@@ -32,18 +32,21 @@ class CartsSurrogate(Surrogate):
 
     * ``"shared"`` (default): all trees grown together by `nasx.surrogate._forest.grow_forest`,
       which searches each distinct row set once for all the trees that reach it and walks all
-      trees at once when predicting (~20-50x faster at 5,000 trees). Each tree is the tree
-      sklearn grows on its subset except where several splits are equally good: sklearn's
-      choice among them depends on its row shuffle and seed, here it is drawn at random
-      (see that module). The adaptive-switching cross-validation taus agree with
-      ``"sklearn"``'s within 0.01 (``benchmarks/surrogate_cost.py``). Genes with more than
-      ``MAX_VALUES`` distinct values fall back to ``"sklearn"``.
+      trees at once when predicting (a paper-setting adaptive-switching iteration runs
+      ~4x faster on 46 genes, ~12-16x on NAS-Bench-201's 6; ``benchmarks/surrogate_cost.py``).
+      Each tree is the tree sklearn grows on its subset except where several splits are
+      equally good: sklearn's choice among them follows its float rounding and, for
+      bit-equal ones, its row shuffle and seed; here the rounding is sklearn's where it does
+      not depend on the shuffle and the rest is drawn at random (see that module). A gene
+      with more than ``MAX_VALUES`` distinct values (not an integer encoding) falls back to
+      ``"sklearn"``.
     * ``"sklearn"``: the reference loop, one `DecisionTreeRegressor` per tree (NSGANetV2's
       code), parallel over ``n_jobs`` joblib threads.
 
     Args:
         n_tree: number of trees.
-        n_jobs: joblib workers for the ``"sklearn"`` builder (1: serial, -1: all cores).
+        n_jobs: joblib threads growing the trees (1: serial, -1: all cores); the model does
+            not depend on it.
         builder: ``"shared"`` or ``"sklearn"`` (above).
         seed: seeds the row shuffles, the feature subsets and each tree's tie-breaking.
     """
@@ -80,8 +83,8 @@ class CartsSurrogate(Surrogate):
         few_values = max(len(np.unique(X[:, j])) for j in range(d)) <= MAX_VALUES
         if self.builder == "shared" and few_values:
             # ties are drawn after the per-tree draws, so those stay the reference's
-            ties = np.random.default_rng(int(self.rng.integers(2**63 - 1)))
-            self.forest = grow_forest(X, y, self.subsets, ties)
+            ties = int(self.rng.integers(2**63 - 1))
+            self.forest = grow_forest(X, y, self.subsets, ties, self.n_jobs)
             return
         trees = Parallel(n_jobs=self.n_jobs, prefer="threads")(  # tree fits release the GIL
             delayed(_fit_tree)(X, y, rows, features, seed) for rows, features, seed in draws

@@ -10,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel
 from sklearn.linear_model import LinearRegression
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from nasx.surrogate.base import Surrogate, average_duplicates
 
@@ -39,13 +40,18 @@ class GPSurrogate(Surrogate):
       short length scale);
     * duplicate rows are averaged (`average_duplicates`) and ``alpha`` is added to the kernel
       diagonal: DACE adds a nugget of ``(10 + n) * eps``; a slightly larger one keeps sklearn's
-      Cholesky factorisation stable when rows are close.
+      Cholesky factorisation stable when rows are close;
+    * the fit runs with ``blas_threads`` BLAS threads (default 1): the likelihood's Cholesky
+      factorisations are of archive-sized (~10**2) matrices, where more threads only add
+      synchronisation; with two threads on a busy two-core machine a fit on 180 rows took
+      0.2-1 s instead of 0.02-0.06 s. The numbers agree to rounding.
 
     Args:
         theta0: initial Gaussian correlation parameter (DACE ``theta``).
         theta_bounds: search bounds of theta (DACE ``thetaL``, ``thetaU``).
         alpha: nugget added to the kernel diagonal (in units of the normalised variance).
         n_restarts_optimizer: extra random starts of the likelihood optimiser (DACE: none).
+        blas_threads: BLAS threads while fitting (restored after); 0 leaves BLAS's setting.
         seed: seeds the optimiser's restarts.
     """
 
@@ -57,6 +63,7 @@ class GPSurrogate(Surrogate):
         theta_bounds: tuple[float, float] = (1e-5, 100.0),
         alpha: float = 1e-6,
         n_restarts_optimizer: int = 0,
+        blas_threads: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__(seed)
@@ -66,12 +73,13 @@ class GPSurrogate(Surrogate):
                 f"gp needs 0 < theta_bounds[0] <= theta0 <= theta_bounds[1], "
                 f"got theta0={theta0}, theta_bounds={tuple(theta_bounds)}"
             )
-        if alpha < 0 or n_restarts_optimizer < 0:
-            raise ValueError("gp alpha and n_restarts_optimizer must be >= 0")
+        if alpha < 0 or n_restarts_optimizer < 0 or blas_threads < 0:
+            raise ValueError("gp alpha, n_restarts_optimizer and blas_threads must be >= 0")
         self.theta0 = float(theta0)
         self.theta_bounds = (low, high)
         self.alpha = float(alpha)
         self.n_restarts_optimizer = int(n_restarts_optimizer)
+        self.blas_threads = int(blas_threads)
         self._x_mean = np.zeros(0)
         self._x_scale = np.ones(0)
         self._trend = LinearRegression()
@@ -105,7 +113,8 @@ class GPSurrogate(Surrogate):
             n_restarts_optimizer=self.n_restarts_optimizer,
             random_state=int(self.rng.integers(2**31 - 1)),
         )
-        with warnings.catch_warnings():
+        limits = threadpool_limits(self.blas_threads or None, user_api="blas")
+        with warnings.catch_warnings(), limits:
             # an optimum at a bound is a legitimate ML estimate (DACE clips the same way)
             warnings.simplefilter("ignore", ConvergenceWarning)
             self._gp.fit(Z, residual)

@@ -111,9 +111,7 @@ class SwapRegMetric(SwapMetric):
 
     name = "swap_reg"
 
-    def __init__(
-        self, mu: float, sigma: float, batch_size: int = 16, init: str = "fresh"
-    ) -> None:
+    def __init__(self, mu: float, sigma: float, batch_size: int = 16, init: str = "fresh") -> None:
         super().__init__(batch_size=batch_size, init=init)
         if not sigma > 0:
             raise ValueError(f"metric.sigma must be > 0, got {sigma}")
