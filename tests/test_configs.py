@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
+from scipy import stats
 
 from nasx.config import check_config
 from nasx.pipeline import build_parts
@@ -24,6 +26,10 @@ GROUPS = [
     "logger",
 ]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+ALL_CONV3 = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+)
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
@@ -33,7 +39,7 @@ def test_every_group_has_options() -> None:
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_option_composes_and_instantiates(compose_cfg, group: str, option: str) -> None:
+def test_option_composes_and_instantiates(compose_cfg, group: str, option: str, tmp_path) -> None:
     cfg = compose_cfg(f"{group}={option}")
     check_config(cfg)
     node = cfg[group]
@@ -47,31 +53,58 @@ def test_option_composes_and_instantiates(compose_cfg, group: str, option: str) 
                 else make.keywords["precision"]
             )
         trainer = make(max_epochs=1, logger=False)
-        assert trainer.max_epochs == 1
+        # the preset's values reach the Trainer
+        assert trainer.precision == make.keywords["precision"]
+        assert trainer.log_every_n_steps == node.log_every_n_steps
     elif group == "logger":
-        obj = instantiate(node, **({"save_dir": "unused"} if "Dummy" not in node._target_ else {}))
-        assert hasattr(obj, "log_metrics")
+        obj = instantiate(node, **({"save_dir": str(tmp_path)} if "Dummy" not in node._target_ else {}))
+        obj.log_metrics({"search/hv": 0.5}, step=0)
+        obj.save()
+        if option == "csv":  # the file logger writes what it was given
+            (metrics,) = tmp_path.rglob("metrics.csv")
+            assert "search/hv" in metrics.read_text() and "0.5" in metrics.read_text()
     elif group == "objective":
-        costs = [instantiate(c) for c in node.costs]
-        assert all(callable(c) for c in costs)
+        # every cost orders the NB201 extremes: all-none is cheaper than all-conv3x3
+        from nasx.search_space import NB201Space
+
+        space = NB201Space(num_classes=10)
+        small, large = space.parse(ALL_NONE), space.parse(ALL_CONV3)
+        for cost in (instantiate(c) for c in node.costs):
+            lo, hi = cost(small, space), cost(large, space)
+            assert 0 <= lo < hi, (cost.name, lo, hi)
     elif group == "supernet":
-        assert node.epochs >= 1
+        assert node.random_labels == (option == "rlnas")  # RLNAS trains on random labels
     elif group == "surrogate":
         if option == "none":
             assert "_target_" not in node  # plain NSGA-II, no predictor
         else:
+            if option == "as":
+                node.members = {"carts": {"n_tree": 20}, "mlp": {"epochs": 20}}
             surrogate = instantiate(node, seed=0)
-            assert surrogate.name == option
+            rng = np.random.default_rng(0)
+            X = rng.integers(0, 5, (30, 6)).astype(float)
+            y = X @ np.array([3.0, -1.0, 2.0, 0.5, 0.0, 1.0])
+            surrogate.fit(X, y)
+            pred = surrogate.predict(X)
+            # every predictor ranks its training data of a linear target nearly right
+            assert stats.kendalltau(pred, y).statistic > 0.7, option
     else:
         parts = build_parts(cfg)  # instantiates space, dataset, metric, costs, search
         assert parts.space.n_var == (28 if option.startswith("darts") else 6)
+        if group in ("metric", "search"):
+            assert type(getattr(parts, "strategy" if group == "search" else "metric")).__name__ == (
+                node._target_.rsplit(".", 1)[1]
+            )
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_instantiates(compose_cfg, name: str) -> None:
     cfg = compose_cfg(f"experiment={name}")
     parts = build_parts(cfg)
-    assert parts.strategy.n_evals >= 1
+    # the experiment's own choices are the ones instantiated (not the root defaults)
+    assert type(parts.metric).__name__ == cfg.metric._target_.rsplit(".", 1)[1]
+    assert type(parts.strategy).__name__ == cfg.search._target_.rsplit(".", 1)[1]
+    assert parts.strategy.n_evals == cfg.search.n_evals
 
 
 def test_paper_experiments_hold_paper_settings(compose_cfg) -> None:
@@ -97,6 +130,17 @@ def test_paper_experiments_hold_paper_settings(compose_cfg) -> None:
         s = d.search
         assert (s.population, s.top_k, s.n_mutation, s.n_crossover) == (50, 10, 25, 25)
         assert (s.mutation_prob, s.generations, s.n_evals) == (0.1, 20, 1000)
+
+
+def test_flatnas_experiment_is_cnas_flatnas(compose_cfg) -> None:
+    parts = build_parts(compose_cfg("experiment=flatnas_nb201"))
+    ms = parts.strategy.msunas
+    assert ms.surrogate.pool == ["rbf", "carts", "mlp"]  # CNAS HEAD's AS pool (§6.7)
+    assert (ms.n_doe, ms.doe_extremes, ms.n_candidates) == (100, False, 8)  # §6.1
+    assert (ms.pop_size, ms.generations) == (40, 20)
+    assert parts.metric.finetune.epochs == 1 and parts.metric.finetune.optimizer == "asam"
+    assert parts.metric.finetune.schedule == "cosine"
+    assert [c.pmax for c in parts.costs] == [5.0]
 
 
 def test_default_is_the_main_job(compose_cfg) -> None:

@@ -21,12 +21,11 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
 from pymoo.operators.crossover.pntx import TwoPointCrossover
-from pymoo.operators.mutation.pm import PM
-from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.optimize import minimize
 
 from nasx.hypervolume import non_dominated
 from nasx.search.base import CostFn
+from nasx.search.operators import IntegerPolynomialMutation
 from nasx.search_space.base import Architecture, SearchSpace
 from nasx.surrogate.base import Surrogate, fit_quality
 
@@ -34,6 +33,8 @@ from nasx.surrogate.base import Surrogate, fit_quality
 EXHAUSTIVE_SUBSETS = 5000
 #: objective rows at or above this are failed evaluations (`nasx.evaluator.FAILED_VALUE`)
 FAILED = 1e10
+#: how a single-objective iteration picks its candidates (`MSuNAS` ``explore``)
+EXPLORE = ("none", "local")
 
 
 class _Predict(Protocol):
@@ -70,12 +71,24 @@ class MSuNAS:
 
     Defaults are NSGANetV2's (``msunas.py``): DOE 100 with the smallest and largest
     architectures, 8 candidates per iteration, NSGA-II with population 40 for 20 generations
-    (two-point crossover 0.9, polynomial mutation eta 1 on integers, duplicates removed), and
-    subset selection by a GA with population 100 for 60 generations.
+    (two-point crossover 0.9, NSGANetV2's integer polynomial mutation eta 1, duplicates
+    removed), and subset selection by a GA with population 100 for 60 generations.
 
-    Integer genes use integer-aware operators (pymoo's rounding repair), as NSGANetV2 did
-    with pymoo 0.4; CNAS on pymoo 0.6 lets float genes through and truncates them, which
-    nasx does not reproduce.
+    Integer genes use NSGANetV2's integer-aware mutation (`IntegerPolynomialMutation`: bounds
+    widened by 0.5, then rounded), as NSGANetV2 did with pymoo 0.4; CNAS on pymoo 0.6 lets
+    float genes through and truncates them, which nasx does not reproduce.
+
+    With one objective (CNAS without ``sec_obj``) the surrogate is searched by CNAS's GA
+    (cnas.py at the README commit: population 40 seeded with the archive's best, two-point
+    crossover, the same mutation, ``so_generations`` = 60) and the ``n_candidates`` best
+    predicted new architectures are evaluated (``explore="none"``, the reference behaviour).
+    Such a GA collapses onto the surrogate's optimum, and each iteration spends its
+    evaluations on near-copies of one guess, often in one basin. ``explore="local"`` (nasx's
+    improvement, `_local`) is a surrogate-screened local search over several basins: the
+    archive's best architecture proposes half of the candidates, its best predicted new
+    one-gene neighbours; the best architecture at least ``parent_distance`` genes away from
+    it half of the rest, and so on; a parent whose neighbourhood is all evaluated hands over
+    to the next-best one.
 
     Args:
         surrogate: the accuracy predictor, refitted every iteration.
@@ -87,6 +100,13 @@ class MSuNAS:
         mutation_eta: polynomial-mutation distribution index.
         subset_pop_size: population of the subset-selection GA.
         subset_generations: generations of the subset-selection GA.
+        doe_extremes: start the DOE with the smallest and largest architectures (NSGANetV2);
+            ``False`` makes it purely random (CNAS ``search_space.sample(n_doe)``).
+        so_generations: GA generations on the surrogate with a single objective (CNAS: 60).
+        explore: ``none`` (the reference) or ``local`` (see above); single objective only.
+        min_distance: genes in which one parent's ``explore="local"`` candidates differ
+            pairwise.
+        parent_distance: genes in which ``explore="local"`` parents differ pairwise.
     """
 
     def __init__(
@@ -100,8 +120,18 @@ class MSuNAS:
         mutation_eta: float = 1.0,
         subset_pop_size: int = 100,
         subset_generations: int = 60,
+        doe_extremes: bool = True,
+        so_generations: int = 60,
+        explore: str = "none",
+        min_distance: int = 2,
+        parent_distance: int = 3,
     ) -> None:
+        if explore not in EXPLORE:
+            raise ValueError(f"search.explore={explore!r}: use one of {', '.join(EXPLORE)}")
         for name, v in (
+            ("so_generations", so_generations),
+            ("min_distance", min_distance),
+            ("parent_distance", parent_distance),
             ("n_doe", n_doe),
             ("n_candidates", n_candidates),
             ("surrogate_pop_size", pop_size),
@@ -111,12 +141,15 @@ class MSuNAS:
         ):
             if v < 1:
                 raise ValueError(f"search.{name} must be >= 1, got {v}")
-        if n_doe < 2:
+        if doe_extremes and n_doe < 2:
             raise ValueError(f"search.n_doe must be >= 2 (smallest and largest), got {n_doe}")
         self.surrogate, self.n_doe, self.n_candidates = surrogate, n_doe, n_candidates
         self.pop_size, self.generations = pop_size, generations
         self.crossover_prob, self.mutation_eta = crossover_prob, mutation_eta
         self.subset_pop_size, self.subset_generations = subset_pop_size, subset_generations
+        self.doe_extremes, self.so_generations = doe_extremes, so_generations
+        self.explore, self.min_distance = explore, min_distance
+        self.parent_distance = parent_distance
         self.archive: dict[tuple[int, ...], np.ndarray] = {}
         self.violation: dict[tuple[int, ...], float] = {}
         self.predicted: dict[tuple[int, ...], float] = {}
@@ -137,8 +170,10 @@ class MSuNAS:
         if len(y) < 3:  # too few successful evaluations to fit any surrogate: explore
             return self._random(self.n_candidates)
         self.surrogate.fit(X, y)
-        pool = self._search_surrogate()
-        chosen = self._subset(pool)
+        if self.n_obj == 1 and self.explore == "local":
+            chosen = self._local()
+        else:
+            chosen = self._subset(self._search_surrogate())
         if len(chosen) < self.n_candidates:  # the surrogate's front is exhausted: explore
             chosen += self._random(self.n_candidates - len(chosen), exclude=chosen)
         enc = np.array([a.encode() for a in chosen], dtype=float)
@@ -177,8 +212,7 @@ class MSuNAS:
 
     # --- steps -------------------------------------------------------------------------
     def _doe(self) -> list[Architecture]:
-        ext = self._extremes()
-        out = list(ext)
+        out = self._extremes() if self.doe_extremes else []
         out += self._random(self.n_doe - len(out), exclude=out)
         return out
 
@@ -241,21 +275,80 @@ class MSuNAS:
         common: dict[str, Any] = dict(
             pop_size=self.pop_size,
             crossover=TwoPointCrossover(prob=self.crossover_prob),
-            mutation=PM(eta=self.mutation_eta, vtype=float, repair=RoundingRepair()),
+            mutation=IntegerPolynomialMutation(eta=self.mutation_eta),
             eliminate_duplicates=True,
         )
         if init is not None:
             common["sampling"] = init
         algorithm = NSGA2(**common) if self.n_obj > 1 else GA(**common)
-        res = minimize(
-            problem, algorithm, ("n_gen", self.generations), seed=self._seed(), verbose=False
-        )
-        pool: dict[tuple[int, ...], tuple[Architecture, np.ndarray]] = {}
-        for x, f in zip(res.pop.get("X"), res.pop.get("F"), strict=True):
-            a = self.space.decode(x)
-            if a.genes not in self.archive and a.genes not in pool:
-                pool[a.genes] = (a, np.asarray(f, dtype=float))
-        return list(pool.values())
+        generations = self.generations if self.n_obj > 1 else self.so_generations
+        res = minimize(problem, algorithm, ("n_gen", generations), seed=self._seed(), verbose=False)
+        return self._predicted([self.space.decode(x) for x in res.pop.get("X")], problem)
+
+    def _predicted(
+        self, archs: list[Architecture], problem: _AuxiliaryProblem
+    ) -> list[tuple[Architecture, np.ndarray]]:
+        """The new (not archived, distinct) ``archs`` with their objective rows on ``problem``."""
+        pool: dict[tuple[int, ...], Architecture] = {}
+        for a in archs:
+            if a.genes not in self.archive:
+                pool.setdefault(a.genes, a)
+        if not pool:
+            return []
+        enc = np.array([a.encode() for a in pool.values()], dtype=float)
+        out: dict[str, Any] = {}
+        problem._evaluate(enc, out)
+        return list(zip(pool.values(), np.asarray(out["F"], dtype=float), strict=True))
+
+    def _local(self) -> list[Architecture]:
+        """``explore="local"``: the best predicted new one-gene neighbours of several parents.
+
+        Parents are taken in the archive's order (best first objective first), skipping any
+        within ``parent_distance`` genes of a parent already taken (its basin is explored) and
+        any whose neighbours are all evaluated. Each parent gets half of the candidates still
+        to choose (8: 4, 2, 1, 1), its new neighbours in order of prediction, pairwise
+        ``min_distance`` apart (`diverse_top`).
+        """
+
+        def predict(X: np.ndarray) -> np.ndarray:
+            return self.surrogate.predict(X)
+
+        problem = _AuxiliaryProblem(self.space, predict, self.costs, self.n_obj)
+        chosen: list[Architecture] = []
+        taken: set[tuple[int, ...]] = set()
+        parents: list[np.ndarray] = []
+        for parent in sorted(self.archive, key=lambda g: self.archive[g][0]):
+            if self.archive[parent][0] >= FAILED or len(chosen) >= self.n_candidates:
+                break
+            x = np.asarray(parent)
+            if any(int((x != q).sum()) < self.parent_distance for q in parents):
+                continue  # the same basin as a better parent: that one explores it
+            near = [self.space.decode(y) for y in self._neighbours([parent])]
+            pool = [(a, f) for a, f in self._predicted(near, problem) if a.genes not in taken]
+            if not pool:
+                continue  # its neighbourhood is evaluated: the next-best parent takes over
+            parents.append(x)
+            order = np.argsort([f[0] for _, f in pool], kind="stable")
+            ranked = [pool[int(i)][0] for i in order]
+            room = self.n_candidates - len(chosen)
+            room = max(1, (room + 1) // 2) if room > 1 else room  # halve what is left
+            picked = diverse_top(ranked, room, self.min_distance)
+            chosen += picked
+            taken |= {a.genes for a in picked}
+        return chosen
+
+    def _neighbours(self, parents: list[tuple[int, ...]]) -> list[np.ndarray]:
+        """Every encoding that differs from one of ``parents`` in exactly one gene."""
+        out = []
+        for genes in parents:
+            x = np.asarray(genes, dtype=int)
+            for i in range(self.space.n_var):
+                for v in range(int(self.space.lower[i]), int(self.space.upper[i]) + 1):
+                    if v != x[i]:
+                        y = x.copy()
+                        y[i] = v
+                        out.append(y)
+        return out
 
     def _subset(self, pool: list[tuple[Architecture, np.ndarray]]) -> list[Architecture]:
         """K of ``pool``: the best predicted for one objective, else NSGANetV2's spread."""
@@ -271,6 +364,23 @@ class MSuNAS:
             front_f2, cand_f2, k, self.subset_pop_size, self.subset_generations, self._seed()
         )
         return [pool[int(i)][0] for i in np.flatnonzero(mask)]
+
+
+def diverse_top(ranked: list[Architecture], k: int, min_distance: int) -> list[Architecture]:
+    """The first ``k`` of ``ranked`` that differ pairwise in at least ``min_distance`` genes.
+
+    Where too few are that far apart, the best remaining ones fill up to ``k``.
+    """
+    chosen: list[Architecture] = []
+    for a in ranked:
+        if len(chosen) == k:
+            return chosen
+        x = np.asarray(a.genes)
+        if all(int((x != np.asarray(b.genes)).sum()) >= min_distance for b in chosen):
+            chosen.append(a)
+    taken = {a.genes for a in chosen}
+    chosen += [a for a in ranked if a.genes not in taken][: k - len(chosen)]
+    return chosen
 
 
 # --- subset selection (NSGANetV2 msunas.py SubsetProblem + utils.py operators) -------------

@@ -49,6 +49,12 @@ class NSGASearch(SearchStrategy):
         surrogate_mutation_eta: MSuNAS polynomial-mutation index (NSGANetV2: 1.0).
         subset_pop_size: MSuNAS subset-selection GA population.
         subset_generations: MSuNAS subset-selection GA generations.
+        doe_extremes: MSuNAS DOE with the smallest and largest (NSGANetV2) or purely random
+            (CNAS).
+        so_generations: MSuNAS GA generations on the surrogate with one objective (CNAS: 60).
+        explore: MSuNAS single-objective candidate choice, ``none`` (reference) or ``local``.
+        min_distance: genes in which one parent's ``explore=local`` candidates differ.
+        parent_distance: genes in which ``explore=local`` parents differ pairwise.
     """
 
     def __init__(
@@ -68,6 +74,11 @@ class NSGASearch(SearchStrategy):
         surrogate_mutation_eta: float = 1.0,
         subset_pop_size: int = 100,
         subset_generations: int = 60,
+        doe_extremes: bool = True,
+        so_generations: int = 60,
+        explore: str = "none",
+        min_distance: int = 2,
+        parent_distance: int = 3,
     ) -> None:
         super().__init__(n_evals, seed)
         if pop_size < 2:
@@ -89,6 +100,11 @@ class NSGASearch(SearchStrategy):
                 mutation_eta=surrogate_mutation_eta,
                 subset_pop_size=subset_pop_size,
                 subset_generations=subset_generations,
+                doe_extremes=doe_extremes,
+                so_generations=so_generations,
+                explore=explore,
+                min_distance=min_distance,
+                parent_distance=parent_distance,
             )
             if surrogate is not None
             else None
