@@ -247,3 +247,45 @@ def test_evolution_prefers_feasible_architectures():
     G = np.array([[0.5], [0.0], [2.0], [0.0]])  # the best one violates the constraint
     strat.tell(archs, F, G)
     assert [a.genes for _, a in strat._top] == [archs[1].genes, archs[3].genes]
+
+
+def test_cnas_doe_is_purely_random(tmp_path):
+    loop, strategy = make_loop(tmp_path, n_evals=16, doe_extremes=False)
+    records = loop.run()
+    # the DOE is the first 16 distinct draws of the strategy's generator (CNAS sample(n_doe))
+    rng = np.random.default_rng(0)
+    sp = space()
+    drawn: list[str] = []
+    while len(drawn) < 16:
+        a = sp.to_str(sp.sample(rng))
+        if a not in drawn:
+            drawn.append(a)
+    assert [r["arch"] for r in records] == drawn
+    with_extremes, _ = make_loop(tmp_path / "nsg", n_evals=16)
+    first = [r["arch"] for r in with_extremes.run()[:2]]
+    assert first != drawn[:2] and set(first) <= {sp.to_str(a) for a in sp.extremes()}
+
+
+def test_explore_local_proposes_neighbours_of_distinct_parents(tmp_path):
+    loop, strategy = make_loop(tmp_path, n_evals=24, n_obj=1, n_candidates=8, explore="local")
+    records = loop.run()
+    doe = {tuple(r["genes"]): r["F"][0] for r in records[:16]}
+    ranked = sorted(doe, key=doe.get)
+    new = [np.array(r["genes"]) for r in records[16:]]
+    assert len(new) == 8
+    best = np.array(ranked[0])
+    # half of the candidates are one-gene neighbours of the best, pairwise 2 genes apart
+    assert [int((x != best).sum()) for x in new[:4]] == [1, 1, 1, 1]
+    assert all(int((a != b).sum()) >= 2 for i, a in enumerate(new[:4]) for b in new[i + 1 : 4])
+    # the rest come from parents at least 3 genes from the best (other basins)
+    parents = [np.array(g) for g in ranked[1:] if int((np.array(g) != best).sum()) >= 3]
+    for x in new[4:]:
+        assert any(int((x != p).sum()) == 1 for p in parents)
+    # the same seed replays the same proposals
+    again, _ = make_loop(tmp_path / "again", n_evals=24, n_obj=1, n_candidates=8, explore="local")
+    assert [r["arch"] for r in again.run()] == [r["arch"] for r in records]
+
+
+def test_explore_must_be_known():
+    with pytest.raises(ValueError, match="search.explore"):
+        NSGASearch(surrogate=LinearSurrogate(), explore="bold")
