@@ -37,9 +37,7 @@ def objective_units(metric: Metric, n_costs: int) -> ObjectiveUnits:
     """
     sign = -1.0 if metric.higher_is_better else 1.0
     first = float("nan") if metric.ideal is None else sign * float(metric.ideal)
-    return ObjectiveUnits(
-        (first, *[0.0] * n_costs), (float(metric.error_scale), *[1.0] * n_costs)
-    )
+    return ObjectiveUnits((first, *[0.0] * n_costs), (float(metric.error_scale), *[1.0] * n_costs))
 
 
 class Evaluator:

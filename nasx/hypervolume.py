@@ -111,14 +111,14 @@ class HypervolumeBox:
     def raw(self, F: np.ndarray) -> float:
         """Hypervolume of ``F`` up to ``ref`` in ``F`` units (rows beyond ``ref`` add nothing)."""
         F = np.asarray(F, dtype=float).reshape(-1, len(self.ref))
-        return hypervolume(F[np.all(F <= self.ref, axis=1)], self.ref)
+        return hypervolume(F[np.all(self.ref >= F, axis=1)], self.ref)
 
     def fraction(self, F: np.ndarray) -> float:
         """The dominated fraction of the box, in paper units: NSGANetV2/CNAS's reported HV."""
         F = np.asarray(F, dtype=float).reshape(-1, len(self.ref))
         U = self.units.to_paper(F, self.ideal)
         ref_u = self.ref_paper
-        inside = np.all(U <= ref_u, axis=1)
+        inside = np.all(ref_u >= U, axis=1)
         # a point beyond the ideal corner (an unbounded score that improved by more than the
         # DOE range) counts up to the corner: the fraction stays within [0, 1]
         U = np.clip(U[inside], 0.0, None)

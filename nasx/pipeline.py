@@ -230,8 +230,9 @@ def _metric_context(
 
 
 def evaluation_runner(trainer: DictConfig) -> Any:
-    """The `LightningRunner` of candidate evaluation, on the ``trainer=`` preset's accelerator,
-    precision and (first) device.
+    """The `LightningRunner` of candidate evaluation, as the ``trainer=`` preset says.
+
+    It takes the preset's accelerator, precision and (first) device.
 
     Evaluation scores one architecture at a time on one device; a preset with several devices
     (DDP training) evaluates on the first of them.

@@ -401,7 +401,9 @@ def test_angle_vector_avg_pool_is_a_constant_c_out_by_3_by_3_block():
 def test_rlnas_six_integer_tuple_parses_to_the_same_cell():
     # RLNAS stores NB201 candidates as op indices in edge order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
     space = tiny_space()
-    expected = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+    expected = (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+    )
     for text in ("(3, 3, 0, 1, 2, 4)", "[3,3,0,1,2,4]", "3 3 0 1 2 4", " (3, 3, 0, 1, 2, 4)\n"):
         assert space.to_str(space.parse(text)) == expected
     for bad in ("(3, 3, 0, 1, 2)", "(3, 3, 0, 1, 2, 5)", "(3, 3, 0, 1, 2, x)"):

@@ -497,9 +497,7 @@ def cnas_mu(E: np.ndarray, i: int) -> float:
     near = [j for j in np.flatnonzero(d <= 0.125) if j != i]
     if len(near) < 4:
         near = [j for j in np.argsort(d) if j != i][:4]
-    return min(
-        np.maximum(0, E[j] - E[i]).sum() / np.maximum(0, E[i] - E[j]).sum() for j in near
-    )
+    return min(np.maximum(0, E[j] - E[i]).sum() / np.maximum(0, E[i] - E[j]).sum() for j in near)
 
 
 def test_unnormalised_knee_is_measured_in_error_percent():
@@ -521,7 +519,5 @@ def test_unnormalised_knee_is_measured_in_error_percent():
     assert knee[0].record["arch"] == f"a{int(np.argmax(mus))}" == "a2"  # the 2.53 M net
     assert knee[0].info["mu"] == pytest.approx(max(mus))
     # measured on the accuracy fraction instead, the radius sees another front: another knee
-    plain = select_architectures(
-        recs, 1, normalize=False, objective_names=["-accuracy", "params"]
-    )
+    plain = select_architectures(recs, 1, normalize=False, objective_names=["-accuracy", "params"])
     assert [s.record["arch"] for s in plain if "high_tradeoff" in s.reasons] != ["a2"]
