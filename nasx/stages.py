@@ -161,6 +161,15 @@ def run_search(
     return result
 
 
+def _last_hypervolume(sdir: Path) -> dict[str, Any]:
+    """``hv``, ``hv_raw`` and ``hv_ref`` of the search's last iteration file (``{}``: none)."""
+    iters = sorted(sdir.glob("iter_*.json"), key=lambda p: int(p.stem.split("_")[-1]))
+    if not iters:
+        return {}
+    last = json.loads(iters[-1].read_text())
+    return {k: last.get(k) for k in ("hv", "hv_raw", "hv_ref")}
+
+
 def run_select(
     cfg: DictConfig, space: SearchSpace, supernet: nn.Module | None, run_dir: Path
 ) -> dict[str, Any]:
@@ -243,6 +252,8 @@ def run_select(
     result = {
         "settings": settings,
         "objectives": names,
+        # the hypervolume of the archive the selection was made from (NSGANetV2/CNAS's fraction)
+        **_last_hypervolume(run_dir / "search"),
         "selected": [
             {"name": s.name, "arch": s.record["arch"], "reasons": list(s.reasons)} for s in chosen
         ],

@@ -81,6 +81,9 @@ def test_run_leaves_the_documented_tree(smoke_run: Path) -> None:
     assert len(set(arches)) == len(arches)
     hvs = [json.loads(p.read_text())["hv"] for p in iters]
     assert hvs == sorted(hvs), "hypervolume of a growing archive never decreases"
+    assert 0 <= hvs[-1] <= 1 and last["hv_raw"] >= 0  # a fraction of the box, and the volume
+    selection = json.loads((smoke_run / "final" / "selection.json").read_text())
+    assert (selection["hv"], selection["hv_raw"]) == (last["hv"], last["hv_raw"])
 
 
 def test_initial_and_final_supernet_differ(smoke_run: Path) -> None:
