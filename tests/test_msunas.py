@@ -289,3 +289,23 @@ def test_explore_local_proposes_neighbours_of_distinct_parents(tmp_path):
 def test_explore_must_be_known():
     with pytest.raises(ValueError, match="search.explore"):
         NSGASearch(surrogate=LinearSurrogate(), explore="bold")
+
+
+def test_single_objective_ga_runs_cnas_generations(tmp_path, monkeypatch):
+    import nasx.search.msunas as msunas
+
+    seen = []
+    real = msunas.minimize
+
+    def spy(problem, algorithm, termination, **kw):
+        seen.append((type(algorithm).__name__, termination))
+        return real(problem, algorithm, termination, **kw)
+
+    monkeypatch.setattr(msunas, "minimize", spy)
+    loop, _ = make_loop(tmp_path / "so", n_evals=22, n_obj=1, surrogate_generations=5)
+    loop.run()
+    assert seen and all(s == ("GA", ("n_gen", 60)) for s in seen)  # CNAS: 60 generations
+    seen.clear()
+    loop, _ = make_loop(tmp_path / "mo", n_evals=22, n_obj=2, surrogate_generations=5)
+    loop.run()
+    assert ("NSGA2", ("n_gen", 5)) in seen  # NSGANetV2: surrogate_generations
