@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 from nasx.io import write_text_atomic
@@ -36,6 +37,31 @@ def cpu_name() -> str:
 def cpu_model() -> str:
     """``"<n>-core CPU (<model name>)"``."""
     return f"{cpu_count()}-core CPU ({cpu_name()})"
+
+
+def cpu_clock() -> tuple[float, float, float] | None:
+    """(wall s, busy CPU s of the machine, CPU s of this process); ``None`` off Linux.
+
+    Two readings bracket a timed run; `other_cores` turns them into the load that other
+    processes added meanwhile (these machines are shared: the number says how noisy a run was).
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return time.perf_counter(), busy, t.user + t.system
+
+
+def other_cores(start: tuple[float, float, float] | None) -> float | None:
+    """Mean number of cores that processes other than this one kept busy since ``start``."""
+    end = cpu_clock()
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0]))
 
 
 def write_section(path: Path, start: str, end: str, text: str) -> None:

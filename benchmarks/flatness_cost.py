@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _results import write_section
+from _results import cpu_clock, other_cores, write_section
 from scipy.stats import kendalltau
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -113,27 +113,6 @@ def genas_wlm(
     for i in range(len(STDS) - 1):
         poor += abs((losses[i + 1] - losses[i]) / (STDS[i + 1] - STDS[i]))
     return 1.0 / (poor + 1e-5), losses
-
-
-def cpu_clock() -> tuple[float, float, float] | None:
-    """(wall s, busy CPU s of the machine, CPU s of this process); None off Linux."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-    t = os.times()
-    return time.perf_counter(), busy, t.user + t.system
-
-
-def other_cores(start: tuple[float, float, float] | None) -> float | None:
-    """Mean number of cores other processes kept busy since ``start``."""
-    end = cpu_clock()
-    if start is None or end is None or end[0] <= start[0]:
-        return None
-    return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0]))
 
 
 def cost(val_images: int, repeats: int, small_n: int | None) -> dict[str, object]:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from _results import cpu_count, cpu_name, write_section
+from _results import cpu_clock, cpu_count, cpu_name, other_cores, write_section
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
@@ -189,27 +189,6 @@ def fresh_net(setup: Setup) -> nn.Module:
 
 def snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
-
-
-def cpu_clock() -> tuple[float, float, float] | None:
-    """(wall s, busy CPU s of the whole machine, CPU s of this process); None off Linux."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-    t = os.times()
-    return time.perf_counter(), busy, t.user + t.system
-
-
-def other_cores(start: tuple[float, float, float] | None) -> float | None:
-    """Mean number of cores that processes other than this one kept busy since ``start``."""
-    end = cpu_clock()
-    if start is None or end is None or end[0] <= start[0]:
-        return None
-    return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0]))
 
 
 def run_plain(setup: Setup, epochs: int) -> Run:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import platform
 import shlex
 import statistics
@@ -48,7 +47,7 @@ from typing import Any
 
 import numpy as np
 import sklearn
-from _results import cpu_model, write_section
+from _results import cpu_clock, cpu_model, other_cores, write_section
 
 from nasx.search_space import Architecture, NB201Space
 from nasx.surrogate import SURROGATES, AdaptiveSwitching, CartsSurrogate
@@ -174,27 +173,6 @@ def noise_floor(X: np.ndarray, y: np.ndarray, n_tree: int, n_folds: int) -> dict
             SURROGATES["carts"] = saved
         out[builder] = model.cv_scores["carts"][0]
     return out
-
-
-def cpu_clock() -> tuple[float, float, float] | None:
-    """(wall s, busy CPU s of the machine, CPU s of this process); None off Linux."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    t = os.times()
-    busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-    return time.perf_counter(), busy, t.user + t.system
-
-
-def other_cores(start: tuple[float, float, float] | None) -> float | None:
-    """Mean number of cores other processes kept busy since ``start``."""
-    end = cpu_clock()
-    if start is None or end is None or end[0] <= start[0]:
-        return None
-    return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0]))
 
 
 def iteration(

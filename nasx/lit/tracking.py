@@ -28,7 +28,7 @@ class SearchTracker:
             "search/n_evals": summary["n_evals"],
             "search/n_failed": summary["n_failed"],
             "search/hv": summary["hv"],
-            "search/hv_raw": summary.get("hv_raw", 0.0),
+            "search/hv_raw": summary["hv_raw"],
         }
         fit = summary.get("surrogate")
         if fit:  # MSuNAS: the surrogate's fit quality, as in iter_<k>.json

@@ -262,11 +262,7 @@ class MSuNAS:
 
     def _search_surrogate(self) -> list[tuple[Architecture, np.ndarray]]:
         """NSGA-II (or a GA for one objective) on the surrogate; returns new (arch, F) pairs."""
-
-        def predict(X: np.ndarray) -> np.ndarray:
-            return self.surrogate.predict(X)
-
-        problem = _AuxiliaryProblem(self.space, predict, self.costs, self.n_obj)
+        problem = self._problem()
         front = self._front()
         if self.n_obj == 1:
             best = sorted(self.archive, key=lambda g: self.archive[g][0])[: self.n_candidates]
@@ -283,16 +279,35 @@ class MSuNAS:
         algorithm = NSGA2(**common) if self.n_obj > 1 else GA(**common)
         generations = self.generations if self.n_obj > 1 else self.so_generations
         res = minimize(problem, algorithm, ("n_gen", generations), seed=self._seed(), verbose=False)
-        return self._predicted([self.space.decode(x) for x in res.pop.get("X")], problem)
+        pool: dict[tuple[int, ...], tuple[Architecture, np.ndarray]] = {}
+        for x, f in zip(res.pop.get("X"), res.pop.get("F"), strict=True):
+            a = self.space.decode(x)
+            if a.genes not in self.archive and a.genes not in pool:
+                pool[a.genes] = (a, np.asarray(f, dtype=float))
+        return list(pool.values())
 
-    def _predicted(
-        self, archs: list[Architecture], problem: _AuxiliaryProblem
+    def _problem(self) -> _AuxiliaryProblem:
+        """(Predicted first objective, exact costs) on the current surrogate."""
+
+        def predict(X: np.ndarray) -> np.ndarray:
+            return self.surrogate.predict(X)
+
+        return _AuxiliaryProblem(self.space, predict, self.costs, self.n_obj)
+
+    def _new_neighbours(
+        self, parent: tuple[int, ...], problem: _AuxiliaryProblem
     ) -> list[tuple[Architecture, np.ndarray]]:
-        """The new (not archived, distinct) ``archs`` with their objective rows on ``problem``."""
+        """``parent``'s one-gene neighbours not yet evaluated, with their rows on ``problem``."""
         pool: dict[tuple[int, ...], Architecture] = {}
-        for a in archs:
-            if a.genes not in self.archive:
-                pool.setdefault(a.genes, a)
+        x = np.asarray(parent, dtype=int)
+        for i in range(self.space.n_var):
+            for v in range(int(self.space.lower[i]), int(self.space.upper[i]) + 1):
+                if v != x[i]:
+                    y = x.copy()
+                    y[i] = v
+                    a = self.space.decode(y)
+                    if a.genes not in self.archive:
+                        pool.setdefault(a.genes, a)
         if not pool:
             return []
         enc = np.array([a.encode() for a in pool.values()], dtype=float)
@@ -309,11 +324,7 @@ class MSuNAS:
         to choose (8: 4, 2, 1, 1), its new neighbours in order of prediction, pairwise
         ``min_distance`` apart (`diverse_top`).
         """
-
-        def predict(X: np.ndarray) -> np.ndarray:
-            return self.surrogate.predict(X)
-
-        problem = _AuxiliaryProblem(self.space, predict, self.costs, self.n_obj)
+        problem = self._problem()
         chosen: list[Architecture] = []
         taken: set[tuple[int, ...]] = set()
         parents: list[np.ndarray] = []
@@ -323,32 +334,19 @@ class MSuNAS:
             x = np.asarray(parent)
             if any(int((x != q).sum()) < self.parent_distance for q in parents):
                 continue  # the same basin as a better parent: that one explores it
-            near = [self.space.decode(y) for y in self._neighbours([parent])]
-            pool = [(a, f) for a, f in self._predicted(near, problem) if a.genes not in taken]
+            pool = [
+                (a, f) for a, f in self._new_neighbours(parent, problem) if a.genes not in taken
+            ]
             if not pool:
                 continue  # its neighbourhood is evaluated: the next-best parent takes over
             parents.append(x)
             order = np.argsort([f[0] for _, f in pool], kind="stable")
             ranked = [pool[int(i)][0] for i in order]
-            room = self.n_candidates - len(chosen)
-            room = max(1, (room + 1) // 2) if room > 1 else room  # halve what is left
+            room = (self.n_candidates - len(chosen) + 1) // 2  # half of what is left (1 of 1)
             picked = diverse_top(ranked, room, self.min_distance)
             chosen += picked
             taken |= {a.genes for a in picked}
         return chosen
-
-    def _neighbours(self, parents: list[tuple[int, ...]]) -> list[np.ndarray]:
-        """Every encoding that differs from one of ``parents`` in exactly one gene."""
-        out = []
-        for genes in parents:
-            x = np.asarray(genes, dtype=int)
-            for i in range(self.space.n_var):
-                for v in range(int(self.space.lower[i]), int(self.space.upper[i]) + 1):
-                    if v != x[i]:
-                        y = x.copy()
-                        y[i] = v
-                        out.append(y)
-        return out
 
     def _subset(self, pool: list[tuple[Architecture, np.ndarray]]) -> list[Architecture]:
         """K of ``pool``: the best predicted for one objective, else NSGANetV2's spread."""

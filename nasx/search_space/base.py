@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -179,6 +180,18 @@ class SearchSpace(ABC):
     def describe(self) -> dict[str, Any]:
         """Plain-data description written next to each selected architecture."""
         return {"space": type(self).__name__}
+
+
+def parse_gene_tuple(text: str, n_genes: int) -> tuple[int, ...] | None:
+    """The genes of ``text`` written as ``n_genes`` integers, as the seeds store candidates.
+
+    Brackets, commas, spaces and ``|`` separate them (``(3, 1, 0)``, ``[3,1,0]``, ``3 1 0``);
+    ``None`` when ``text`` is not such a tuple. The caller checks the value range.
+    """
+    tokens = [t for t in re.split(r"[\s,()\[\]|]+", text) if t]
+    if len(tokens) != n_genes or not all(t.isdigit() for t in tokens):
+        return None
+    return tuple(int(t) for t in tokens)
 
 
 def pick_ops_state(

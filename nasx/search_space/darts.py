@@ -20,7 +20,7 @@ from nasx.search_space._darts_net import (
     reduction_cells,
 )
 from nasx.search_space._darts_ops import OPS, SHORT
-from nasx.search_space.base import Architecture, SearchSpace, pick_ops_state
+from nasx.search_space.base import Architecture, SearchSpace, parse_gene_tuple, pick_ops_state
 
 #: every input-to-node path of a cell (GeNAS ``config.paths``): 2 + 4 + 8 + 16 = 30 node
 #: sequences; partial paths count because every intermediate node feeds the cell output
@@ -190,10 +190,9 @@ class DartsSpace(SearchSpace):
         return half
 
     def _parse_tuple(self, body: str, text: str) -> Architecture:
-        tokens = [t for t in re.split(r"[\s,()\[\]|]+", body) if t]
-        if len(tokens) != 2 * CELL_GENES or not all(t.isdigit() for t in tokens):
+        genes = parse_gene_tuple(body, 2 * CELL_GENES)
+        if genes is None:
             raise NasxError(f"cannot parse architecture {text!r}: {_FORM}")
-        genes = tuple(int(t) for t in tokens)
         if max(genes) >= len(OPS):
             raise NasxError(f"cannot parse architecture {text!r}: op indices are 0..{len(OPS) - 1}")
         arch = Architecture(genes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
@@ -26,6 +25,7 @@ from nasx.search_space._nb201_table import load_table
 from nasx.search_space.base import (
     Architecture,
     SearchSpace,
+    parse_gene_tuple,
     parse_latency_key,
     pick_ops_state,
 )
@@ -92,11 +92,8 @@ class NB201Space(SearchSpace):
         )
         body = text.strip()
         if body[:1] in "([" or body[:1].isdigit():
-            tokens = [t for t in re.split(r"[\s,()\[\]]+", body) if t]
-            if len(tokens) != len(EDGES) or not all(t.isdigit() for t in tokens):
-                raise NasxError(f"cannot parse architecture {text!r}: {hint}")
-            genes_t = tuple(int(t) for t in tokens)
-            if max(genes_t) >= len(OPS):
+            genes_t = parse_gene_tuple(body, len(EDGES))
+            if genes_t is None or max(genes_t) >= len(OPS):
                 raise NasxError(f"cannot parse architecture {text!r}: {hint}")
             return Architecture(genes_t)
         nodes = body.split("+")

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasx.metric.proxies.base import ZeroCostMetric
+from nasx.metric.proxies.base import ZeroCostMetric, forward_with_hooks
 
 K_EPS = 1e-5
 
@@ -80,15 +80,8 @@ def relu_kernel(net: nn.Module, x: torch.Tensor) -> np.ndarray:
         code = (inp[0].detach().reshape(n, -1) > 0).double().cpu()
         kernel.add_(code @ code.t()).add_((1.0 - code) @ (1.0 - code).t())
 
-    handles = [
-        m.register_forward_pre_hook(hook) for m in net.modules() if "ReLU" in type(m).__name__
-    ]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    relus = [m for m in net.modules() if "ReLU" in type(m).__name__]
+    forward_with_hooks(net, x, relus, hook, pre=True)
     return kernel.numpy()
 
 

@@ -9,7 +9,7 @@ every ``nn.Conv2d`` and ``nn.Linear`` (``get_layer_metric_array``) and summed in
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -39,6 +39,30 @@ def weight_grad(layer: nn.Conv2d | nn.Linear) -> torch.Tensor:
     """``layer.weight.grad``, zeros where the layer got no gradient (NASLib's fallback)."""
     g = layer.weight.grad
     return torch.zeros_like(layer.weight) if g is None else g
+
+
+def forward_with_hooks(
+    net: nn.Module,
+    x: torch.Tensor,
+    modules: Iterable[nn.Module],
+    hook: Callable[..., None],
+    pre: bool = False,
+) -> None:
+    """One no-grad forward pass of ``x`` with ``hook`` on each of ``modules``, removed after.
+
+    ``pre`` registers it as a forward pre-hook ``hook(module, inputs)``; otherwise as a forward
+    hook ``hook(module, inputs, output)``. The activation-based proxies read their features
+    this way.
+    """
+    handles = [
+        m.register_forward_pre_hook(hook) if pre else m.register_forward_hook(hook) for m in modules
+    ]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def first_images(loader: torch.utils.data.DataLoader, n: int) -> tuple[torch.Tensor, torch.Tensor]:

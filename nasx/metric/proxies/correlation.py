@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasx.metric.proxies.base import ZeroCostMetric
+from nasx.metric.proxies.base import ZeroCostMetric, forward_with_hooks
 
 
 def min_eig_correlation(fmap: torch.Tensor) -> float:
@@ -49,13 +49,7 @@ def meco_score(net: nn.Module, x: torch.Tensor, sample: int = 0) -> float:
         if isinstance(out, torch.Tensor) and out.dim() >= 3:
             values.append(min_eig_correlation(out[sample]))
 
-    handles = [m.register_forward_hook(hook) for m in net.modules()]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(net, x, net.modules(), hook)
     return float(sum(v for v in values if np.isfinite(v)))
 
 

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from nasx.metric.proxies.base import ZeroCostMetric
+from nasx.metric.proxies.base import ZeroCostMetric, forward_with_hooks
 
 #: bits packed per int64 code word (the sign bit left free)
 _WORD = 62
@@ -34,13 +34,7 @@ def activation_patterns(net: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     def hook(module: nn.Module, inp: object, out: torch.Tensor) -> None:
         codes.append((out.detach().reshape(n, -1) > 0).cpu())
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(net, x, [m for m in net.modules() if isinstance(m, nn.ReLU)], hook)
     if not codes:
         return None
     return torch.cat(codes, dim=1).t()

@@ -73,7 +73,7 @@ class ZicoMetric(ZeroCostMetric):
         if n_batches < 2:
             raise ValueError(f"metric.n_batches must be >= 2, got {n_batches}")
         super().__init__(batch_size=batch_size, init=init)
-        self.minibatch, self.n_batches = batch_size, n_batches
+        self.n_batches = n_batches
         self.batch_size = batch_size * n_batches  # the images `_compute` draws
 
     def _score(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
