@@ -65,6 +65,7 @@ from nasx.metric.bn import recalibrate_bn
 from nasx.metric.flatness import wlm_score
 from nasx.search_space.base import Architecture
 from nasx.search_space.nb201 import NB201Space
+from nasx.supernet import build_supernet
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- flatness_cost:start -->", "<!-- flatness_cost:end -->"
@@ -86,7 +87,7 @@ def genas_wlm(
     generator: torch.Generator,
 ) -> tuple[float, list[float]]:
     """The plain GeNAS procedure (``tester_wlm.py``), reading ``generator`` as nasx does."""
-    model = space.extract(supernet, arch)
+    model = supernet.extract(arch)
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -123,7 +124,7 @@ def cost(val_images: int, repeats: int, small_n: int | None) -> dict[str, object
         batch_size=BATCH, eval_batch_size=BATCH,
     )  # fmt: skip
     data.setup(32, 3)
-    supernet = space.build_supernet().eval()
+    supernet = build_supernet(space).eval()
     arch = space.parse(
         "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|avg_pool_3x3~1|"
         "nor_conv_3x3~2|"
@@ -213,7 +214,7 @@ def study_data(max_images: int) -> tuple[ImageData, str]:
 
 def train_small(space: NB201Space, data: ImageData, epochs: int) -> nn.Module:
     torch.manual_seed(0)
-    net = space.build_supernet()
+    net = build_supernet(space)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
     rng = np.random.default_rng(0)
     net.train()
@@ -232,7 +233,7 @@ def image_losses(
 ) -> np.ndarray:
     """``[level, image]`` CE losses, with FlatnessMetric's generator reads and perturbations."""
     g = torch.Generator().manual_seed(seed)
-    net = space.extract(supernet, arch)
+    net = supernet.extract(arch)
     rseed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
     recalibrate_bn(net, data.train_loader(rseed), RECAL, 0.1)
     xv, yv = (t[:n] for t in data.split("valid"))

@@ -40,7 +40,7 @@ from nasx.evaluator import Evaluator
 from nasx.hypervolume import hypervolume, non_dominated
 from nasx.metric import BenchmarkMetric, MetricContext, TorchRunner
 from nasx.objective import LatencyObjective
-from nasx.search import EvolutionSearch, NSGASearch, RandomSearch
+from nasx.search import EvolutionSearch, MSuNASSearch, NSGASearch, RandomSearch
 from nasx.search.base import SearchStrategy
 from nasx.search_loop import SearchLoop
 from nasx.search_space import NB201Space
@@ -76,12 +76,12 @@ def strategies(n: int, quick: bool) -> dict[str, Callable[[], SearchStrategy]]:
             generations=10**6,
         ),
         "nsga": lambda: NSGASearch(n_evals=n, pop_size=20),
-        "nsga+as": lambda: NSGASearch(
+        "nsga+as": lambda: MSuNASSearch(
             n_evals=n,
             surrogate=make_surrogate("as", seed=0, members=trees),
             **msunas,  # type: ignore[arg-type]
         ),
-        "nsga+as explore=local": lambda: NSGASearch(
+        "nsga+as explore=local": lambda: MSuNASSearch(
             n_evals=n,
             surrogate=make_surrogate("as", seed=0, members=trees),
             explore="local",

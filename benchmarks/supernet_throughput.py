@@ -2,8 +2,8 @@
 
 Both sides train the same NB201 supernet (identical initial weights) on the same batches
 (``ImageData.train_loader`` with the same seed) along the same sampled paths
-(``UniformPathSampler``: path = f(seed, step)), with the same optimiser and schedule as
-``nasx.stages.train_supernet`` (SGD Nesterov, lr 0.025, momentum 0.9, weight decay 5e-4, cosine
+(``TrainingRecipe.paths``: path = f(seed, step)), with the same optimiser and schedule as
+``nasx.stages.supernet`` (SGD Nesterov, lr 0.025, momentum 0.9, weight decay 5e-4, cosine
 annealing per epoch to 0.001), for the same number of epochs. The Lightning side is
 ``SupernetLitModule`` under a bare ``lightning.Trainer`` on the CPU; the plain side is the
 straightforward ``loss = CE(net(x, path), y); zero_grad; backward; step`` loop, which takes
@@ -42,9 +42,11 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from _results import cpu_clock, cpu_count, cpu_name, other_cores, write_section
 from lightning.pytorch.callbacks import Callback
@@ -54,7 +56,8 @@ from nasx.data import DigitsData, FakeData
 from nasx.data.base import ImageData
 from nasx.lit.supernet import SupernetLitModule
 from nasx.search_space.nb201 import NB201Space
-from nasx.supernet.sampler import UniformPathSampler
+from nasx.supernet import build_supernet
+from nasx.supernet.recipe import TrainingRecipe
 
 #: the optimiser and schedule of ``conf/supernet/spos.yaml`` (RLNAS NB201)
 LR, MOMENTUM, WEIGHT_DECAY, NESTEROV, ETA_MIN = 0.025, 0.9, 5e-4, True, 0.001
@@ -86,7 +89,6 @@ class Setup:
     space: NB201Space
     data: ImageData
     init_state: dict[str, torch.Tensor]
-    sampler: UniformPathSampler
     steps_per_epoch: int
 
 
@@ -176,13 +178,13 @@ def prepare(cfg: Config) -> Setup:
     data.setup(cfg.image_size, cfg.in_channels)
     with torch.random.fork_rng():  # seeded init that leaves the caller's RNG state alone
         torch.manual_seed(SEED)
-        init = snapshot(space.build_supernet())
+        init = snapshot(build_supernet(space))
     steps_per_epoch = len(data.train_loader(seed=SEED))
-    return Setup(space, data, init, UniformPathSampler(space, SEED), steps_per_epoch)
+    return Setup(space, data, init, steps_per_epoch)
 
 
 def fresh_net(setup: Setup) -> nn.Module:
-    net = setup.space.build_supernet()
+    net = build_supernet(setup.space)
     net.load_state_dict(setup.init_state)
     return net
 
@@ -201,7 +203,7 @@ def run_plain(setup: Setup, epochs: int) -> Run:
     )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=ETA_MIN)
     loader = setup.data.train_loader(seed=SEED)
-    sampler, n_batches = setup.sampler, setup.steps_per_epoch
+    n_batches = setup.steps_per_epoch
     step = 0
     t1 = time.perf_counter()
     for _ in range(epochs):
@@ -210,7 +212,8 @@ def run_plain(setup: Setup, epochs: int) -> Run:
         # randperm from the loader's generator, so a bare ``for`` would shuffle epochs >= 2
         # differently. islice stops where Lightning does: same batches, same shuffles.
         for x, y in itertools.islice(loader, n_batches):
-            loss = nn.functional.cross_entropy(net(x, sampler(step)), y)
+            path = net.sample_path(np.random.default_rng([SEED, step]))
+            loss = nn.functional.cross_entropy(net(x, path), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -238,16 +241,14 @@ def run_lightning(setup: Setup, epochs: int) -> Run:
     timer = _LoopTimer()
     clock = cpu_clock()
     t0 = time.perf_counter()
-    module = SupernetLitModule(
-        net,
-        setup.sampler,
-        lr=LR,
-        momentum=MOMENTUM,
-        weight_decay=WEIGHT_DECAY,
-        nesterov=NESTEROV,
-        epochs=epochs,
-        eta_min=ETA_MIN,
+    recipe = TrainingRecipe(
+        epochs,
+        partial(
+            torch.optim.SGD, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, nesterov=NESTEROV
+        ),
+        partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=epochs, eta_min=ETA_MIN),
     )
+    module = SupernetLitModule(net, recipe, SEED)
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
@@ -399,7 +400,7 @@ def section(
             "ratios* the spread of the back-to-back pairs, *other load* the median (largest) "
             "number of cores other processes kept busy during a timed run (`/proc/stat`). "
             "Same initial weights, batches (`train_loader(seed=0)`), paths "
-            "(`UniformPathSampler(space, 0)`), "
+            "(`TrainingRecipe.paths`, seed 0), "
             "SGD Nesterov lr 0.025, momentum 0.9, wd 5e-4, per-epoch cosine to 0.001.",
             "",
             table(results),

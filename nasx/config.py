@@ -7,7 +7,6 @@ import importlib
 import inspect
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -19,36 +18,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from nasx.errors import NasxError
 from nasx.hypervolume import ObjectiveUnits
-
-
-class Stage(str, Enum):
-    """Pipeline stages, in the order they run."""
-
-    supernet = "supernet"
-    search = "search"
-    select = "select"
-    correlate = "correlate"
-
-
-@dataclass
-class SupernetConfig:
-    """How the supernet is trained (SPOS single path) and where its weights come from.
-
-    ``checkpoint`` reuses a trained supernet (its ``init.ckpt`` sibling, or
-    ``init_checkpoint``, gives the initial weights the angle metric needs).
-    """
-
-    epochs: int = 40
-    lr: float = 0.025
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = True
-    eta_min: float = 0.001
-    grad_clip: float | None = None
-    lr_step_first: bool = False
-    random_labels: bool = False
-    checkpoint: str | None = None
-    init_checkpoint: str | None = None
 
 
 @dataclass
@@ -97,17 +66,26 @@ class CorrelateConfig:
 
 
 @dataclass
+class ProfileConfig:
+    """Settings of the ``profile`` stage.
+
+    ``num_classes`` sizes the counted classifier (``None``: the dataset's; the papers'
+    ImageNet figures use 1000).
+    """
+
+    num_classes: int | None = None
+
+
+@dataclass
 class NasxConfig:
     """The root config; the group nodes are checked against their targets' signatures."""
 
     seed: int = 0
-    stages: list[Stage] = field(
-        default_factory=lambda: [Stage.supernet, Stage.search, Stage.select]
-    )
+    stages: list[str] = field(default_factory=lambda: ["supernet", "search", "select"])
     progress: bool = True
     space: Any = MISSING
     dataset: Any = MISSING
-    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    supernet: Any = MISSING
     metric: Any = MISSING
     objective: Any = MISSING
     search: Any = MISSING
@@ -116,6 +94,7 @@ class NasxConfig:
     logger: Any = MISSING
     select: SelectConfig = field(default_factory=SelectConfig)
     correlate: CorrelateConfig = field(default_factory=CorrelateConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
 
 
 def run_name(override_dirname: str) -> str:
@@ -140,7 +119,9 @@ register()
 #: the largest seed NumPy's legacy seeding and Lightning's ``seed_everything`` accept (2**32 - 1)
 MAX_SEED = 2**32 - 1
 #: groups whose node is one ``_target_`` instantiated with explicit arguments
-TARGET_GROUPS = ("space", "dataset", "metric", "search", "trainer", "logger")
+TARGET_GROUPS = ("space", "dataset", "supernet", "metric", "search", "trainer", "logger")
+#: keys of the ``supernet`` node that say where weights come from, not how to train them
+SUPERNET_SOURCE_KEYS = ("checkpoint", "init_checkpoint")
 #: arguments supplied by the pipeline at instantiation, not by the config
 RUNTIME_ARGS = {
     "space": ("num_classes",),
@@ -149,6 +130,7 @@ RUNTIME_ARGS = {
         "logger",
         "max_epochs",
         "gradient_clip_val",
+        "gradient_clip_algorithm",
         "default_root_dir",
         "enable_progress_bar",
     ),
@@ -195,10 +177,13 @@ def check_node(group: str, node: DictConfig) -> None:
 
 def check_config(cfg: DictConfig) -> None:
     """Every check that needs no data: types of all nodes, stage names, costs, surrogate."""
+    from nasx.stages.base import stages_in_order
+
+    stages_in_order([str(s) for s in cfg.stages])  # an unknown stage name stops here
     for group in TARGET_GROUPS:
         if group == "trainer":
             continue  # lightning.Trainer's signature holds types OmegaConf cannot express
-        check_node(group, cfg[group])
+        check_node(group, recipe_node(cfg) if group == "supernet" else cfg[group])
     if not 0 <= int(cfg.seed) <= MAX_SEED:
         raise NasxError(
             f"seed={cfg.seed} is outside NumPy's seed range: pass a seed in 0..{MAX_SEED}"
@@ -208,25 +193,48 @@ def check_config(cfg: DictConfig) -> None:
         raise NasxError("objective.costs must be a list of cost nodes (may be empty)")
     for i, node in enumerate(costs):
         check_node(f"objective.costs[{i}]", node)
-    sc = cfg.supernet
-    if sc.epochs < 1:
-        raise NasxError(f"supernet.epochs={sc.epochs}: train at least one epoch (set it >= 1)")
-    if sc.lr <= 0:
-        raise NasxError(f"supernet.lr={sc.lr}: the learning rate must be > 0")
-    for key in ("eta_min", "momentum", "weight_decay"):
-        if sc[key] < 0:
-            raise NasxError(f"supernet.{key}={sc[key]} is negative: set it >= 0")
+    check_recipe(cfg)
     check_select(cfg)
     from nasx.correlate import parse_archs_spec
 
     parse_archs_spec(str(cfg.correlate.archs))
     if uses_surrogate(cfg):
         check_node("surrogate", cfg.surrogate)
-        if not str(cfg.search._target_).endswith("NSGASearch"):
+        if not str(cfg.search._target_).endswith("MSuNASSearch"):
             raise NasxError(
-                "a surrogate drives the MSuNAS loop of search=nsga only: pass search=nsga, "
+                "a surrogate drives the MSuNAS loop of search=msunas only: pass search=msunas, "
                 "or surrogate=none with this strategy"
             )
+    elif str(cfg.search._target_).endswith("MSuNASSearch"):
+        raise NasxError(
+            "search=msunas needs an accuracy predictor: pass surrogate=<rbf|gp|mlp|carts|as>"
+        )
+
+
+def recipe_node(cfg: DictConfig) -> DictConfig:
+    """The ``supernet`` node without the weight-source keys: the `TrainingRecipe` arguments."""
+    # resolved first: the recipe's interpolations (``${supernet.epochs}``) point at the root
+    node = OmegaConf.to_container(cfg.supernet, resolve=True)
+    assert isinstance(node, dict)
+    return OmegaConf.create({k: v for k, v in node.items() if k not in SUPERNET_SOURCE_KEYS})
+
+
+def check_recipe(cfg: DictConfig) -> None:
+    """Build the training recipe and its optimiser on a dummy parameter: bad values stop here."""
+    import torch
+
+    recipe = build("supernet", recipe_node(cfg))
+    try:
+        opt = recipe.optimizer([torch.nn.Parameter(torch.zeros(1))])
+        if recipe.scheduler is not None:
+            if recipe.scheduler_interval == "step":
+                recipe.scheduler(opt, steps_per_epoch=1)
+            else:
+                recipe.scheduler(opt)
+    except (TypeError, ValueError) as exc:
+        raise NasxError(
+            f"invalid supernet.optimizer or supernet.scheduler: {exc} (fix that value)"
+        ) from exc
 
 
 def uses_surrogate(cfg: DictConfig) -> bool:
@@ -292,9 +300,12 @@ def build(group: str, node: Any, **runtime: Any) -> Any:
 
 
 def fingerprint(cfg: DictConfig) -> dict[str, Any]:
-    """The parts of the config that change results (not stages, progress, logger, trainer)."""
+    """The parts of the config that change results (not stages, progress, logger, trainer...)."""
     keep = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(keep, dict)
-    for key in ("stages", "progress", "logger", "trainer", "select", "correlate"):
+    # the profile stage's request and the stages' own settings change no archive
+    for key in ("stages", "progress", "logger", "trainer", "select", "correlate", "profile"):
+        keep.pop(key, None)
+    for key in ("arch", "archs"):
         keep.pop(key, None)
     return {str(k): v for k, v in keep.items()}

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from nasx.errors import NasxError
-from nasx.evaluator import Evaluator
+from nasx.evaluator import Evaluator, JournaledEvaluation
 from nasx.io import Journal, write_json_atomic, write_text_atomic
 from nasx.search_space.base import Architecture, SearchSpace
 
@@ -125,18 +125,18 @@ def score_archs(
     """Score ``archs`` (those already in ``scores.jsonl`` are read back); one record each."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    space = evaluator.space
     journal = Journal(out_dir / "scores.jsonl", fsync_every=FSYNC_EVERY)
-    cached = {r["arch"]: r for r in journal.read()}
-    keys = [space.to_str(a) for a in archs]
-    todo = [(k, a) for k, a in zip(keys, archs, strict=True) if k not in cached]
-    if cached:
+    keep = ("arch", "genes", "failed", "metric", "error", "seconds")
+    journaled = JournaledEvaluation(evaluator, journal, keep=keep)
+    keys = [evaluator.space.to_str(a) for a in archs]
+    done = sum(k in journaled.cached for k in keys)
+    if journaled.cached:
         log.info(
             "correlate: %d of %d scores found in %s, %d to compute",
-            len(archs) - len(todo),
+            done,
             len(archs),
             journal.path,
-            len(todo),
+            len(archs) - done,
         )
     bar = Progress(
         TextColumn("[bold]correlate"),
@@ -147,17 +147,10 @@ def score_archs(
     )
     try:
         with bar:
-            task = bar.add_task("correlate", total=len(archs), completed=len(archs) - len(todo))
-            for key, arch in todo:
-                rec = evaluator(arch)
-                keep = ("arch", "genes", "failed", "metric", "error", "seconds")
-                record: dict[str, Any] = {k: rec[k] for k in keep if k in rec}
-                journal.append(record)
-                cached[key] = record
-                bar.advance(task)
+            task = bar.add_task("correlate", total=len(archs))
+            return journaled(archs, on_record=lambda _i, _r: bar.advance(task))
     finally:
         journal.close()
-    return [cached[k] for k in keys]
 
 
 def _finite(x: Any) -> float | None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from nasx.hypervolume import ObjectiveUnits
+from nasx.io import Journal, write_json_atomic
 from nasx.metric.base import Metric, MetricContext
 from nasx.objective.base import Objective
 from nasx.search_space.base import Architecture, SearchSpace
@@ -93,7 +95,24 @@ class Evaluator:
         sign = "-" if self.metric.higher_is_better else ""
         return [sign + self.metric.name] + [c.name for c in self.costs]
 
+    def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, Any]]:
+        """One record per architecture, in order (the batch call of search and correlate)."""
+        return list(self.evaluate_iter(archs))
+
+    def evaluate_iter(self, archs: Sequence[Architecture]) -> Iterator[dict[str, Any]]:
+        """The records of ``archs`` in order, each yielded as soon as it is complete.
+
+        Each score depends only on the run seed and its architecture (`arch_generator`), so
+        a backend that evaluates the batch in parallel yields the same records.
+        """
+        for arch in archs:
+            yield self._evaluate_one(arch)
+
     def __call__(self, arch: Architecture) -> dict[str, Any]:
+        """The record of one architecture (``evaluate([arch])[0]``)."""
+        return self._evaluate_one(arch)
+
+    def _evaluate_one(self, arch: Architecture) -> dict[str, Any]:
         """One record: arch string, genes, metric values, costs, ``F``; or the failure."""
         rec: dict[str, Any] = {"arch": self.space.to_str(arch), "genes": list(arch.genes)}
         start = time.perf_counter()
@@ -136,3 +155,69 @@ class Evaluator:
             seconds=round(time.perf_counter() - start, 4),
         )
         return rec
+
+
+def safe_name(arch: str) -> str:
+    """A file-name-safe form of an architecture string."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in arch).strip("_")[:180]
+
+
+class JournaledEvaluation:
+    """Evaluate batches through a journal: the one resumable "evaluate and journal" routine.
+
+    A record already in the journal is answered from it; every other architecture of the
+    batch goes to `Evaluator.evaluate_iter`, and each record is appended to the journal as
+    soon as it is complete, so a killed run loses no finished evaluation and a re-run with
+    the same seed continues where it stopped. The search loop and the correlate stage both
+    evaluate through it.
+
+    Args:
+        evaluator: scores architectures.
+        journal: the JSON-lines journal (read once here).
+        failed_dir: where a failed evaluation's record is also written (``None``: nowhere).
+        keep: keys of a record to journal (``None``: all).
+    """
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        journal: Journal,
+        failed_dir: Path | None = None,
+        keep: tuple[str, ...] | None = None,
+    ) -> None:
+        self.evaluator, self.journal = evaluator, journal
+        self.failed_dir, self.keep = failed_dir, keep
+        self.cached: dict[str, dict[str, Any]] = {r["arch"]: r for r in journal.read()}
+
+    def __call__(
+        self,
+        archs: Sequence[Architecture],
+        annotate: Callable[[dict[str, Any], int], dict[str, Any]] | None = None,
+        on_record: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The records of ``archs`` (distinct), in order.
+
+        ``annotate(record, position)`` adds fields to a new record before it is journaled
+        (position: its index in ``archs``); ``on_record(position, record)`` is called for
+        every record, cached or new, in order (progress bars). ``archs`` must be distinct.
+        """
+        keys = [self.evaluator.space.to_str(a) for a in archs]
+        todo = [i for i, key in enumerate(keys) if key not in self.cached]
+        fresh = self.evaluator.evaluate_iter([archs[i] for i in todo])
+        out: list[dict[str, Any]] = []
+        for i, key in enumerate(keys):
+            rec = self.cached.get(key)
+            if rec is None:
+                rec = next(fresh)
+                if annotate is not None:
+                    rec = annotate(rec, i)
+                if self.keep is not None:
+                    rec = {k: rec[k] for k in self.keep if k in rec}
+                self.journal.append(rec)
+                if rec.get("failed") and self.failed_dir is not None:
+                    write_json_atomic(self.failed_dir / f"{safe_name(rec['arch'])}.json", rec)
+                self.cached[key] = rec
+            out.append(rec)
+            if on_record is not None:
+                on_record(i, rec)
+        return out

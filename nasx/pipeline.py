@@ -1,46 +1,25 @@
-"""The run: supernet -> search -> select -> correlate, each skipped when its output exists."""
+"""The run: the configured stages (`nasx.stages`) in order, each skipped when it is done."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from nasx.config import build, check_config, fingerprint, uses_surrogate
-from nasx.correlate import choose_archs, run_correlate
-from nasx.data.base import ImageData
+from nasx.correlate import choose_archs
 from nasx.errors import NasxError
-from nasx.evaluator import Evaluator
 from nasx.io import write_json_atomic
-from nasx.metric.base import Metric, MetricContext
 from nasx.metric.benchmark import BenchmarkMetric
-from nasx.objective.base import Objective
 from nasx.objective.feasibility import check_feasible
-from nasx.search.base import SearchStrategy
-from nasx.search_space.base import Architecture, SearchSpace
-from nasx.stages import run_search, run_select, train_supernet
-from nasx.supernet.weights import load_supernet
+from nasx.search_space.base import Architecture
+from nasx.stages.context import Parts, RunContext
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Parts:
-    """The instantiated components of a run."""
-
-    space: SearchSpace
-    data: ImageData
-    metric: Metric
-    costs: list[Objective]
-    strategy: SearchStrategy
-    #: what the correlate stage scores (empty when it is not among the stages)
-    correlate_archs: list[Architecture] = field(default_factory=list)
 
 
 def build_parts(cfg: DictConfig) -> Parts:
@@ -86,7 +65,18 @@ def build_parts(cfg: DictConfig) -> Parts:
 
 
 def _stages(cfg: DictConfig) -> list[str]:
-    return [str(getattr(s, "value", s)) for s in cfg.stages]
+    return [str(s) for s in cfg.stages]
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is global rank zero (always, outside distributed training).
+
+    Lightning's DDP launcher re-runs the command once per extra device with ``RANK`` /
+    ``LOCAL_RANK`` set; only rank zero writes run files and runs search, select, correlate.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0) == 0
 
 
 def _check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
@@ -118,53 +108,32 @@ def _check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Run the configured stages in ``run_dir``; returns a summary of what was produced."""
+    """Run the configured stages in ``run_dir``; returns each stage's summary by name."""
+    from nasx.lit.tracking import SearchTracker
+    from nasx.stages import stages_in_order
+
     run_dir = Path(run_dir).resolve()
     _quiet_lightning()
     parts = build_parts(cfg)
-    _check_run_dir(cfg, run_dir)
-    stages = _stages(cfg)
+    rank_zero = is_rank_zero()
+    if rank_zero:
+        _check_run_dir(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    space, data = parts.space, parts.data
-    data.setup(image_size=space.input_shape[1], in_channels=space.input_shape[0])
     logger = _build_logger(cfg.logger, run_dir)
-    from nasx.lit.tracking import SearchTracker
-
     tracker = SearchTracker(logger, parts.metric.name)
+    run_ctx = RunContext(cfg, run_dir, parts, logger, tracker, rank_zero=rank_zero)
     summary: dict[str, Any] = {"run_dir": str(run_dir)}
     try:
-        if "supernet" in stages and cfg.supernet.checkpoint is None:
-            train_supernet(cfg, space, data, run_dir, logger)
-        final, init = _supernet_paths(cfg, run_dir)
-        supernet = None
-        scoring = {"search", "correlate"} & set(stages)
-        if (scoring or "select" in stages) and parts.metric.needs_supernet:
-            if cfg.supernet.checkpoint is not None and not final.exists():
-                raise NasxError(
-                    f"supernet.checkpoint={final} does not exist: point it at the "
-                    "final.ckpt of a trained supernet"
-                )
-            if not final.exists():
-                raise NasxError(
-                    f"no trained supernet at {final}: add supernet to stages or pass "
-                    "supernet.checkpoint=<path to final.ckpt>"
-                )
-            supernet = load_supernet(space, final)
-        ctx = _metric_context(cfg, parts, supernet, init) if scoring else None
-        if "search" in stages:
-            assert ctx is not None
-            evaluator = Evaluator(space, parts.metric, parts.costs, ctx, cfg.seed)
-            summary["search"] = run_search(cfg, parts.strategy, evaluator, run_dir, tracker)
-        if "select" in stages:
-            summary["select"] = run_select(cfg, space, supernet, run_dir)
-        if "correlate" in stages:
-            assert ctx is not None
-            scorer = Evaluator(space, parts.metric, [], ctx, cfg.seed)
-            spec = {"archs": str(cfg.correlate.archs), "seed": cfg.correlate.seed}
-            summary["correlate"] = run_correlate(
-                parts.correlate_archs, spec, scorer, run_dir, bool(cfg.progress), logger
-            )
-        OmegaConf.save(cfg, run_dir / "nasx_resolved.yaml", resolve=True)
+        for stage in stages_in_order(_stages(cfg)):
+            if stage.rank_zero_only and not rank_zero:
+                continue
+            if stage.done(run_ctx):
+                log.info("%s: done in %s, skipping", stage.name, run_dir)
+                summary[stage.name] = stage.result(run_ctx)
+            else:
+                summary[stage.name] = stage.run(run_ctx)
+        if rank_zero:
+            OmegaConf.save(cfg, run_dir / "nasx_resolved.yaml", resolve=True)
     finally:
         tracker.finish()
     return summary
@@ -190,75 +159,6 @@ def _build_logger(node: DictConfig, run_dir: Path) -> Any:
     return build("logger", node, **runtime)
 
 
-def _supernet_paths(cfg: DictConfig, run_dir: Path) -> tuple[Path, Path]:
-    if cfg.supernet.checkpoint is None:
-        return run_dir / "supernet" / "final.ckpt", run_dir / "supernet" / "init.ckpt"
-    final = Path(cfg.supernet.checkpoint).expanduser().resolve()
-    init = (
-        Path(cfg.supernet.init_checkpoint).expanduser().resolve()
-        if cfg.supernet.init_checkpoint
-        else final.parent / "init.ckpt"
-    )
-    return final, init
-
-
-def _metric_context(
-    cfg: DictConfig, parts: Parts, supernet: torch.nn.Module | None, init: Path
-) -> MetricContext:
-    from nasx.io import load_state_dict
-
-    runner = evaluation_runner(cfg.trainer)
-    device = runner.device
-    init_state = None
-    if supernet is not None and init.exists():
-        state = load_state_dict(init)
-        init_state = {k[4:] if k.startswith("net.") else k: v for k, v in state.items()}
-    elif supernet is not None and parts.metric.name.startswith("angle"):
-        raise NasxError(
-            f"the angle metric needs the supernet's initial weights, not found at {init}: "
-            "pass supernet.init_checkpoint=<path>"
-        )
-    net = supernet.to(device) if supernet is not None else torch.nn.Identity()
-    return MetricContext(
-        space=parts.space,
-        supernet=net,
-        data=parts.data,
-        runner=runner,
-        init_state=init_state,
-        device=device,
-    )
-
-
-def evaluation_runner(trainer: DictConfig) -> Any:
-    """The `LightningRunner` of candidate evaluation, as the ``trainer=`` preset says.
-
-    It takes the preset's accelerator, precision and (first) device.
-
-    Evaluation scores one architecture at a time on one device; a preset with several devices
-    (DDP training) evaluates on the first of them.
-    """
-    from lightning.pytorch.utilities.exceptions import MisconfigurationException
-
-    from nasx.lit.evaluation import LightningRunner
-
-    accelerator = str(trainer.get("accelerator", "cpu"))
-    precision = trainer.get("precision", "32-true")
-    devices: Any = trainer.get("devices", 1)
-    if isinstance(devices, ListConfig | list) and len(devices) > 0:
-        devices = [int(devices[0])]
-    elif isinstance(devices, str) and "," in devices:
-        devices = [int(devices.split(",")[0])]
-    else:
-        devices = 1
-    try:
-        return LightningRunner(accelerator=accelerator, precision=precision, devices=devices)
-    except (MisconfigurationException, ValueError) as exc:
-        raise NasxError(
-            f"cannot evaluate with trainer.accelerator={accelerator} "
-            f"trainer.precision={precision} here ({exc}): use trainer=cpu"
-        ) from exc
-
-
 def current_run_dir() -> Path:
     """The Hydra run directory of the running job."""
     from hydra.core.hydra_config import HydraConfig
@@ -266,4 +166,4 @@ def current_run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-__all__ = ["build_parts", "current_run_dir", "evaluation_runner", "run"]
+__all__ = ["Parts", "build_parts", "current_run_dir", "run"]

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nasx.evaluator import Evaluator
+from nasx.evaluator import Evaluator, JournaledEvaluation
+from nasx.evaluator import safe_name as safe_name
 from nasx.hypervolume import HypervolumeBox
 from nasx.io import Journal, write_json_atomic
 from nasx.search.base import SearchStrategy
@@ -21,11 +22,6 @@ log = logging.getLogger(__name__)
 
 #: iterations in a row without a new architecture before the loop gives up
 MAX_STALLED_ITERATIONS = 50
-
-
-def safe_name(arch: str) -> str:
-    """A file-name-safe form of an architecture string."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in arch).strip("_")[:180]
 
 
 def load_records(out_dir: Path) -> list[dict[str, Any]]:
@@ -74,9 +70,13 @@ class SearchLoop:
 
     def run(self) -> list[dict[str, Any]]:
         """Search until the budget is spent or the strategy stops; return the records."""
-        cached = {r["arch"]: r for r in self.journal.read()}
-        if cached:
-            log.info("resuming search: %d evaluations found in %s", len(cached), self.journal.path)
+        journaled = JournaledEvaluation(self.evaluator, self.journal, self.out_dir / "failed")
+        if journaled.cached:
+            log.info(
+                "resuming search: %d evaluations found in %s",
+                len(journaled.cached),
+                self.journal.path,
+            )
         records: dict[str, dict[str, Any]] = {}
         budget = self.strategy.n_evals
         box: HypervolumeBox | None = None
@@ -101,17 +101,18 @@ class SearchLoop:
                 new = [k for k in dict.fromkeys(keys) if k not in records]
                 room = budget - len(records)
                 by_key = dict(zip(keys, archs, strict=True))
-                for key in new[:room]:
-                    rec = cached.get(key)
-                    if rec is None:
-                        rec = dict(
-                            self.evaluator(by_key[key]), iteration=iteration, order=len(records)
-                        )
-                        self.journal.append(rec)
-                        if rec["failed"]:
-                            self._write_failure(rec)
-                    records[key] = rec
+                start = len(records)
+
+                def annotate(
+                    rec: dict[str, Any], i: int, it: int = iteration, start: int = start
+                ) -> dict[str, Any]:
+                    return dict(rec, iteration=it, order=start + i)
+
+                def show(i: int, rec: dict[str, Any]) -> None:
+                    records[rec["arch"]] = rec
                     bar.update(task, completed=len(records), info=self._best_info(records))
+
+                journaled([by_key[k] for k in new[:room]], annotate, show)
                 stalled = 0 if new else stalled + 1
                 complete = len(new) <= room
                 if complete:
@@ -155,9 +156,6 @@ class SearchLoop:
         best = min(ok, key=lambda r: r["F"][0])
         name = self.evaluator.metric.name
         return f"best {name}={best['metric'][name]:.4g}"
-
-    def _write_failure(self, rec: dict[str, Any]) -> None:
-        write_json_atomic(self.out_dir / "failed" / f"{safe_name(rec['arch'])}.json", rec)
 
     def _write_iteration(
         self,

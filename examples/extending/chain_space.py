@@ -1,4 +1,8 @@
-"""A user search space: a chain of layers, each a 1x1/3x3/5x5 conv or a skip."""
+"""A user search space: a chain of layers, each a 1x1/3x3/5x5 conv or a skip.
+
+Two classes make a space: the encoding (`ChainSpace`, a `SearchSpace`) and its weight-sharing
+network (`ChainSupernet`, a `Supernet` registered for the space with `register_supernet`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from torch import nn
 
 from nasx.errors import NasxError
 from nasx.search_space import Architecture, SearchSpace
+from nasx.supernet import Supernet, register_supernet
 
 OPS = ("skip", "conv1x1", "conv3x3", "conv5x5")
 
@@ -34,20 +39,6 @@ class _Head(nn.Module):
 
     def out(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(x.mean((2, 3)))
-
-
-class ChainSupernet(_Head):
-    def __init__(self, in_ch: int, c: int, layers: int, classes: int) -> None:
-        super().__init__(in_ch, c, classes)
-        self.layers = nn.ModuleList(
-            [nn.ModuleList([_op(n, c) for n in OPS]) for _ in range(layers)]
-        )
-
-    def forward(self, x: torch.Tensor, path: Sequence[int]) -> torch.Tensor:
-        x = self.stem(x)
-        for layer, k in zip(self.layers, path, strict=True):
-            x = layer[k](x)
-        return self.out(x)
 
 
 class ChainNet(_Head):
@@ -81,43 +72,14 @@ class ChainSpace(SearchSpace):
     def to_str(self, arch: Architecture) -> str:
         return "-".join(OPS[k] for k in arch.genes)
 
-    def parse(self, text: str) -> Architecture:
+    def _parse(self, text: str) -> Architecture:
         parts = text.strip().split("-")
         if len(parts) != self.layers or any(p not in OPS for p in parts):
             raise NasxError(f"cannot parse {text!r}: expected {self.layers} of {OPS} joined by -")
         return Architecture(tuple(OPS.index(p) for p in parts))
 
-    def build_supernet(self) -> ChainSupernet:
-        return ChainSupernet(self.input_shape[0], self.channels, self.layers, self.num_classes)
-
-    def sample_path(self, rng: np.random.Generator) -> list[int]:
-        return [int(k) for k in rng.integers(0, len(OPS), self.layers)]
-
-    def path_of(self, arch: Architecture) -> list[int]:
-        return list(arch.genes)
-
-    def extract(self, supernet: nn.Module, arch: Architecture) -> ChainNet:
-        net = ChainNet(arch.genes, self.input_shape[0], self.channels, self.num_classes)
-        state = {}
-        for key, value in supernet.state_dict().items():
-            parts = key.split(".")
-            if parts[0] == "layers":
-                if int(parts[2]) != arch.genes[int(parts[1])]:
-                    continue
-                key = ".".join(parts[:2] + parts[3:])
-            state[key] = value.clone()
-        net.load_state_dict(state)
-        return net.to(next(supernet.parameters()).device)
-
     def build_network(self, arch: Architecture) -> ChainNet:
         return ChainNet(arch.genes, self.input_shape[0], self.channels, self.num_classes)
-
-    def angle_vector(
-        self, state: Mapping[str, torch.Tensor], arch: Architecture
-    ) -> torch.Tensor | None:
-        segs = [state["stem.0.weight"], state["classifier.weight"]]
-        segs += [state[f"layers.{i}.{k}.0.weight"] for i, k in enumerate(arch.genes) if k > 0]
-        return torch.cat([s.float().reshape(-1).cpu() for s in segs])
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -126,3 +88,50 @@ class ChainSpace(SearchSpace):
             "channels": self.channels,
             "num_classes": self.num_classes,
         }
+
+
+@register_supernet(ChainSpace)
+class ChainSupernet(_Head, Supernet):
+    """Every op in every layer; ``forward(x, path)`` runs one op per layer."""
+
+    space: ChainSpace
+    has_path_weights = True
+
+    def __init__(self, space: ChainSpace) -> None:
+        super().__init__(space.input_shape[0], space.channels, space.num_classes)
+        self.space = space
+        self.layers = nn.ModuleList(
+            [nn.ModuleList([_op(n, space.channels) for n in OPS]) for _ in range(space.layers)]
+        )
+
+    def forward(self, x: torch.Tensor, path: Sequence[int]) -> torch.Tensor:
+        x = self.stem(x)
+        for layer, k in zip(self.layers, path, strict=True):
+            x = layer[k](x)
+        return self.out(x)
+
+    def sample_path(self, rng: np.random.Generator) -> list[int]:
+        return [int(k) for k in rng.integers(0, len(OPS), self.space.layers)]
+
+    def path_of(self, arch: Architecture) -> list[int]:
+        return list(arch.genes)
+
+    def extract(self, arch: Architecture) -> ChainNet:
+        net = self.space.build_network(arch)
+        state = {}
+        for key, value in self.state_dict().items():
+            parts = key.split(".")
+            if parts[0] == "layers":
+                if int(parts[2]) != arch.genes[int(parts[1])]:
+                    continue
+                key = ".".join(parts[:2] + parts[3:])
+            state[key] = value.clone()
+        net.load_state_dict(state)
+        return net.to(self.device)
+
+    def path_weights(
+        self, state: Mapping[str, torch.Tensor], arch: Architecture
+    ) -> torch.Tensor | None:
+        segs = [state["stem.0.weight"], state["classifier.weight"]]
+        segs += [state[f"layers.{i}.{k}.0.weight"] for i, k in enumerate(arch.genes) if k > 0]
+        return torch.cat([s.float().reshape(-1).cpu() for s in segs])

@@ -25,7 +25,7 @@ class LossGradientMetric(Metric):
     def _compute(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
     ) -> dict[str, float]:
-        net = ctx.space.extract(ctx.supernet, arch).eval()
+        net = ctx.supernet.extract(arch).eval()
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         total = 0.0
         for k, (x, y) in enumerate(ctx.data.train_loader(seed)):

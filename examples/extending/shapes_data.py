@@ -1,14 +1,14 @@
-"""A user dataset: subclass `ImageData` and return raw uint8 images from `_load`."""
+"""A user dataset: subclass `TensorImageData` and return raw uint8 images from `_load`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from nasx.data import ImageData
+from nasx.data import TensorImageData
 from nasx.data.base import RawImages
 
 
-class ShapesData(ImageData):
+class ShapesData(TensorImageData):
     """Grey squares, discs and crosses at random positions (3 classes), generated from a seed."""
 
     num_classes = 3

@@ -1,4 +1,9 @@
-"""The dataset contract: in-memory image tensors with a fixed train/valid/test split."""
+"""The dataset contract (`ImageData`) and the in-memory form most datasets take (`TensorImageData`).
+
+A dataset gives loaders over a fixed train/valid/test split; `TensorImageData` holds every
+image as a normalised tensor (CIFAR, digits, synthetic data), `nasx.data.folder` streams
+image folders too large for memory (ImageNet).
+"""
 
 from __future__ import annotations
 
@@ -61,12 +66,7 @@ class EpochSeededSampler(Sampler[int]):
 
 
 class ImageData(ABC):
-    """Base class of every ``dataset=`` option.
-
-    Subclasses implement `_load` (raw uint8 images) and set `num_classes`. This class
-    normalises, resizes to the search space's input size, splits the training images into a
-    train and a valid part with a fixed ``split_seed`` (GeNAS ``split_data``), and draws RLNAS
-    random labels.
+    """Base class of every ``dataset=`` option: a fixed split and its loaders.
 
     Args:
         batch_size: training batch size (64 in GeNAS/RLNAS).
@@ -75,13 +75,11 @@ class ImageData(ABC):
             every training image and leaves the valid split empty (RLNAS: the angle metric
             needs no valid data).
         split_seed: seed of the train/valid permutation; fixed so every run sees the same split.
-        augment: random crop (padding 4 at 32 px) and horizontal flip on training images.
+        augment: augment training images (in-memory data: random crop with padding and flip).
         num_workers: DataLoader worker processes.
     """
 
     num_classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
 
     def __init__(
         self,
@@ -102,6 +100,65 @@ class ImageData(ABC):
         self.split_seed = split_seed
         self.augment = augment
         self.num_workers = num_workers
+
+    @abstractmethod
+    def setup(self, image_size: int, in_channels: int) -> None:
+        """Prepare the splits for a space's input size and channels; idempotent."""
+
+    @abstractmethod
+    def split(self, name: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``limit`` images of a split as evaluation tensors ``(images, labels)``.
+
+        ``name`` is ``train``, ``valid`` or ``test``; ``None`` takes all. Call `setup` first.
+        """
+
+    @abstractmethod
+    def train_size(self) -> int:
+        """Images in the train split."""
+
+    @abstractmethod
+    def train_loader(self, seed: int, labels: torch.Tensor | None = None) -> DataLoader:
+        """Augmented training batches shuffled by ``(seed, epoch)`` (`EpochSeededSampler`).
+
+        ``labels`` replaces the real labels (RLNAS).
+        """
+
+    @abstractmethod
+    def eval_loader(self, name: str, limit: int | None = None) -> DataLoader:
+        """Unshuffled, unaugmented batches of a split, optionally its first ``limit`` images."""
+
+    def random_labels(self, seed: int) -> torch.Tensor:
+        """RLNAS labels: one uniform label per training image, fixed by ``seed``."""
+        n = self.train_size()
+        return torch.as_tensor(np.random.default_rng(seed).integers(0, self.num_classes, n))
+
+
+class TensorImageData(ImageData):
+    """A dataset held in memory as normalised tensors.
+
+    Subclasses implement `_load` (raw uint8 images) and set `num_classes`, `mean` and `std`.
+    This class normalises, resizes to the search space's input size, splits the training
+    images into a train and a valid part with a fixed ``split_seed`` (GeNAS ``split_data``),
+    and augments with a random crop (padding 1/8 of the size) and a horizontal flip.
+    Arguments: see `ImageData`.
+    """
+
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int = 64,
+        valid_fraction: float = 0.5,
+        split_seed: int = 0,
+        augment: bool = False,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(
+            batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers
+        )
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @abstractmethod
@@ -145,19 +202,16 @@ class ImageData(ABC):
             t = t.expand(-1, in_channels, -1, -1)
         return t.contiguous()
 
-    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(images, labels)`` of ``train``, ``valid`` or ``test``; call `setup` first."""
+    def split(self, name: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._splits:
             raise RuntimeError("call setup(image_size, in_channels) first")
-        return self._splits[name]
+        x, y = self._splits[name]
+        return (x, y) if limit is None else (x[:limit], y[:limit])
 
-    def random_labels(self, seed: int) -> torch.Tensor:
-        """RLNAS labels: one uniform label per training image, fixed by ``seed``."""
-        n = len(self.split("train")[1])
-        return torch.as_tensor(np.random.default_rng(seed).integers(0, self.num_classes, n))
+    def train_size(self) -> int:
+        return len(self.split("train")[1])
 
     def train_loader(self, seed: int, labels: torch.Tensor | None = None) -> DataLoader:
-        """Shuffled, augmented training batches; ``labels`` replaces the real ones (RLNAS)."""
         x, y = self.split("train")
         aug = None
         if self.augment:
@@ -175,10 +229,7 @@ class ImageData(ABC):
         )
 
     def eval_loader(self, name: str, limit: int | None = None) -> DataLoader:
-        """Unshuffled, unaugmented batches of a split, optionally its first ``limit`` images."""
-        x, y = self.split(name)
-        if limit is not None:
-            x, y = x[:limit], y[:limit]
+        x, y = self.split(name, limit)
         return DataLoader(
             _TensorImages(x, y, None),
             batch_size=self.eval_batch_size,

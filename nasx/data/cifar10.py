@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasx.data.base import ImageData, RawImages
+from nasx.data.base import RawImages, TensorImageData
 from nasx.errors import NasxError
 
 
@@ -24,7 +24,7 @@ def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> np.
     )
 
 
-class CIFAR10Data(ImageData):
+class CIFAR10Data(TensorImageData):
     """CIFAR-10, 50k training and 10k test images.
 
     ``root`` may be (1) a folder holding torchvision's ``cifar-10-batches-py`` (fetched there
@@ -37,7 +37,7 @@ class CIFAR10Data(ImageData):
         limit_train: use only this many training images (a fixed random subset), for CPU budgets.
         limit_test: use only this many test images.
         batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers:
-            see `ImageData`.
+            see `nasx.data.base.ImageData`.
     """
 
     num_classes = 10

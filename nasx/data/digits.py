@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasx.data.base import ImageData, RawImages
+from nasx.data.base import RawImages, TensorImageData
 
 
-class DigitsData(ImageData):
+class DigitsData(TensorImageData):
     """1,797 8x8 grey digits (UCI), upsampled to the space's input size.
 
     Args:
         test_fraction: share held out as the test split (fixed by ``split_seed``).
         batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers:
-            see `ImageData`.
+            see `nasx.data.base.ImageData`.
     """
 
     num_classes = 10

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasx.data.base import ImageData, RawImages
+from nasx.data.base import RawImages, TensorImageData
 
 
-class FakeData(ImageData):
+class FakeData(TensorImageData):
     """``num_train`` + ``num_test`` RGB images of ``size`` pixels in ``num_classes`` classes.
 
     Args:
@@ -17,7 +17,7 @@ class FakeData(ImageData):
         num_classes: number of classes.
         seed: seed of the generated pixels.
         batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers:
-            see `ImageData`.
+            see `nasx.data.base.ImageData`.
     """
 
     mean = (0.5, 0.5, 0.5)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 
 from nasx.metric.base import Metric, MetricContext
-from nasx.metric.bn import recalibrate_bn
-from nasx.metric.flatness import DeviceBatchCache
 from nasx.search_space.base import Architecture
 
 
@@ -30,17 +28,10 @@ class AccuracyMetric(Metric):
         if recal_images < 1 or val_images < 1:
             raise ValueError("metric.recal_images and metric.val_images must be >= 1")
         self.recal_images, self.val_images, self.bn_momentum = recal_images, val_images, bn_momentum
-        self._batches = DeviceBatchCache()
 
     def _compute(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
     ) -> dict[str, float]:
-        net = ctx.space.extract(ctx.supernet, arch)
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        recalibrate_bn(
-            net, ctx.data.train_loader(seed), self.recal_images, self.bn_momentum, ctx.device
-        )
-        # the batches of eval_loader("valid", val_images), cut once on the device
-        loader = self._batches.loader(ctx.data, "valid", self.val_images, ctx.device)
-        res = ctx.runner.evaluate(net, loader)
+        net = ctx.calibrated(arch, generator, self.recal_images, self.bn_momentum)
+        res = ctx.runner.evaluate(net, ctx.valid_loader(self.val_images))
         return {self.name: res.accuracy, "valid_loss": res.loss}

@@ -13,7 +13,7 @@ from nasx.search_space.base import Architecture
 class AngleMetric(Metric):
     """``arccos(cos(v(W_0), v(W_T)))`` in radians, where ``v`` gathers the path weights.
 
-    The space defines ``v`` (`nasx.search_space.SearchSpace.angle_vector`); an architecture
+    The supernet defines ``v`` (`nasx.supernet.Supernet.path_weights`); an architecture
     with no input-to-output path scores 0, the worst value (RLNAS).
 
     Args:
@@ -33,8 +33,9 @@ class AngleMetric(Metric):
     ) -> dict[str, float]:
         if ctx.init_state is None:
             raise RuntimeError("the angle metric needs the supernet's initial weights")
-        v0 = ctx.space.angle_vector(ctx.init_state, arch)
-        v1 = ctx.space.angle_vector(ctx.final_state, arch)
+        supernet = ctx.trained_supernet
+        v0 = supernet.path_weights(ctx.init_state, arch)
+        v1 = supernet.path_weights(ctx.final_state, arch)
         if v0 is None or v1 is None:
             return {self.name: 0.0}
         cos = torch.nn.functional.cosine_similarity(v0.double(), v1.double(), dim=0)

@@ -3,71 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader
 
-from nasx.data.base import ImageData
-from nasx.optim.finetune import FinetuneSpec
-from nasx.search_space.base import Architecture, SearchSpace
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Outcome of one pass over a loader.
-
-    ``loss`` is the mean over batches of each batch's mean cross-entropy (GeNAS's form: the
-    last, smaller batch weighs as much as the others); ``accuracy`` is top-1 as a fraction.
-    """
-
-    loss: float
-    accuracy: float
-    images: int
-
-
-class EvalRunner(Protocol):
-    """Runs networks over loaders (Lightning loops in the pipeline, bare loops in tests)."""
-
-    def evaluate(self, net: nn.Module, loader: DataLoader) -> EvalResult:
-        """Evaluate ``net`` (already in the wanted train/eval mode) on ``loader``."""
-        ...
-
-    def finetune(self, net: nn.Module, loader: DataLoader, spec: FinetuneSpec) -> float:
-        """Fine-tune ``net`` in place as ``spec`` says (left in eval mode); the mean loss."""
-        ...
-
-
-@dataclass
-class MetricContext:
-    """Everything a metric may read; built once per search by the pipeline.
-
-    Attributes:
-        space: the search space.
-        supernet: the trained supernet (final weights), on ``device``.
-        data: the dataset, already set up.
-        runner: how evaluation passes are run.
-        init_state: supernet weights before training (the angle metric needs them).
-        device: where networks run.
-    """
-
-    space: SearchSpace
-    supernet: nn.Module
-    data: ImageData
-    runner: EvalRunner
-    init_state: Mapping[str, torch.Tensor] | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    _final_state: dict[str, torch.Tensor] | None = None
-
-    @property
-    def final_state(self) -> dict[str, torch.Tensor]:
-        """CPU copy of the supernet's weights (cached)."""
-        if self._final_state is None:
-            self._final_state = {k: v.detach().cpu() for k, v in self.supernet.state_dict().items()}
-        return self._final_state
+from nasx.metric.context import EvalResult as EvalResult
+from nasx.metric.context import EvalRunner as EvalRunner
+from nasx.metric.context import MetricContext as MetricContext
+from nasx.search_space.base import Architecture
 
 
 class Metric(ABC):

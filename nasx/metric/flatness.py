@@ -4,69 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from nasx.data.base import ImageData
 from nasx.metric.base import Metric, MetricContext
-from nasx.metric.bn import recalibrate_bn
 from nasx.search_space.base import Architecture
-
-_Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-class _Batches(Dataset[_Batch]):
-    """Ready-made ``(x, y)`` batches; served by a ``batch_size=None`` loader as they are."""
-
-    def __init__(self, batches: list[_Batch]) -> None:
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, i: int) -> _Batch:
-        return self.batches[i]
-
-
-class DeviceBatchCache:
-    """The first ``limit`` images of a split, cut once into eval batches on a device.
-
-    `loader` returns a ``DataLoader`` over those batches (no per-image indexing or collation;
-    the batches are the ones of ``ImageData.eval_loader(split, limit)``, so every loss and
-    accuracy is bit-identical to it). One entry is kept, keyed by the split tensor itself,
-    the limit, the batch size and the device; the entry is dropped when the owner is copied
-    or pickled.
-    """
-
-    def __init__(self) -> None:
-        self._key: tuple[Any, ...] | None = None
-        self._loader: DataLoader[_Batch] | None = None
-
-    def loader(
-        self, data: ImageData, split: str, limit: int, device: torch.device
-    ) -> DataLoader[_Batch]:
-        """A loader over the cached batches (built on the first call for this key)."""
-        x, y = data.split(split)
-        key = (x, y, limit, data.eval_batch_size, str(device))
-        if self._loader is None or self._key is None or not _same_key(self._key, key):
-            xs, ys = x[:limit].to(device), y[:limit].to(device)
-            bs = data.eval_batch_size
-            batches = list(zip(torch.split(xs, bs), torch.split(ys, bs), strict=True))
-            self._loader = DataLoader(_Batches(batches), batch_size=None, shuffle=False)
-            self._key = key
-        return self._loader
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self._key, self._loader = None, None
-
-
-def _same_key(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return a[0] is b[0] and a[1] is b[1] and a[2:] == b[2:]
 
 
 def noise_generator(
@@ -142,17 +84,12 @@ class FlatnessMetric(Metric):
         self.stds, self.noise = stds, noise
         self.recal_images, self.val_images, self.bn_momentum = recal_images, val_images, bn_momentum
         self.device_noise = device_noise
-        self._batches = DeviceBatchCache()
 
     def _compute(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
     ) -> dict[str, float]:
-        net = ctx.space.extract(ctx.supernet, arch)
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        recalibrate_bn(
-            net, ctx.data.train_loader(seed), self.recal_images, self.bn_momentum, ctx.device
-        )
-        loader = self._batches.loader(ctx.data, "valid", self.val_images, ctx.device)
+        net = ctx.calibrated(arch, generator, self.recal_images, self.bn_momentum)
+        loader = ctx.valid_loader(self.val_images)
         params = [p for p in net.parameters()]
         base = [p.detach().clone() for p in params] if self.noise == "fresh" else []
         device = params[0].device if params else ctx.device

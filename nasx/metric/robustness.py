@@ -11,8 +11,7 @@ from typing import Any
 import torch
 
 from nasx.metric.base import Metric, MetricContext
-from nasx.metric.bn import recalibrate_bn
-from nasx.metric.flatness import DeviceBatchCache, noise_generator
+from nasx.metric.flatness import noise_generator
 from nasx.optim.finetune import FinetuneSpec
 from nasx.search_space.base import Architecture
 
@@ -90,22 +89,15 @@ class RobustnessMetric(Metric):
             max_batches=finetune_batches,
             schedule=finetune_schedule,
         )
-        self._batches = DeviceBatchCache()
 
     def _compute(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
     ) -> dict[str, float]:
-        net = ctx.space.extract(ctx.supernet, arch)
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        if self.finetune.epochs > 0:
-            # a trained candidate keeps the BN statistics of its own training (FlatNAS)
-            ctx.runner.finetune(net, ctx.data.train_loader(seed), self.finetune)
-        else:
-            recalibrate_bn(
-                net, ctx.data.train_loader(seed), self.recal_images, self.bn_momentum, ctx.device
-            )
-        net.eval()
-        loader = self._batches.loader(ctx.data, "valid", self.val_images, ctx.device)
+        # a fine-tuned candidate keeps the BN statistics of its own training (FlatNAS)
+        net = ctx.calibrated(
+            arch, generator, self.recal_images, self.bn_momentum, finetune=self.finetune
+        )
+        loader = ctx.valid_loader(self.val_images)
         acc0 = 100.0 * ctx.runner.evaluate(net, loader).accuracy
         params = [p for p in net.parameters()]
         saved = [p.detach().clone() for p in params]

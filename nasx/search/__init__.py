@@ -2,7 +2,8 @@
 
 from nasx.search.base import SearchStrategy as SearchStrategy
 from nasx.search.evolution import EvolutionSearch as EvolutionSearch
+from nasx.search.msunas import MSuNASSearch as MSuNASSearch
 from nasx.search.nsga import NSGASearch as NSGASearch
 from nasx.search.random_search import RandomSearch as RandomSearch
 
-__all__ = ["EvolutionSearch", "NSGASearch", "RandomSearch", "SearchStrategy"]
+__all__ = ["EvolutionSearch", "MSuNASSearch", "NSGASearch", "RandomSearch", "SearchStrategy"]

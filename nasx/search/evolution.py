@@ -33,6 +33,12 @@ class EvolutionSearch(SearchStrategy):
         mutation_prob: per-gene re-draw probability.
         generations: number of evaluated generations.
         seed: own seed (``None``: the run seed).
+        crossover_first: build the crossover children first, then ``n_mutation`` plus as many
+            mutants as children fell short (RLNAS MobileNet: 25 children, then 50 minus their
+            number of mutants); ``False``: mutants first (RLNAS NB201, GeNAS/RLNAS DARTS).
+        legal_only: never propose an architecture that violates a cost bound (RLNAS
+            ``legal()``: such candidates are dropped before evaluation, using the exact costs);
+            ``False`` evaluates them and ranks them behind every feasible one.
     """
 
     def __init__(
@@ -45,6 +51,8 @@ class EvolutionSearch(SearchStrategy):
         mutation_prob: float = 0.1,
         generations: int = 20,
         seed: int | None = None,
+        crossover_first: bool = False,
+        legal_only: bool = False,
     ) -> None:
         super().__init__(n_evals, seed)
         for name, v in (("population", population), ("top_k", top_k), ("generations", generations)):
@@ -57,6 +65,7 @@ class EvolutionSearch(SearchStrategy):
         self.population, self.top_k = population, top_k
         self.n_mutation, self.n_crossover = n_mutation, n_crossover
         self.mutation_prob, self.generations = mutation_prob, generations
+        self.crossover_first, self.legal_only = crossover_first, legal_only
         self._seen: set[tuple[int, ...]] = set()
         self._top: list[tuple[float, Architecture]] = []
         self._next: list[Architecture] = []
@@ -78,8 +87,13 @@ class EvolutionSearch(SearchStrategy):
         self._top = sorted(merged.values(), key=lambda t: t[0])[: self.top_k]
         self._generation += 1
         parents = [a for _, a in self._top]
-        nxt = self._offspring(parents, self.n_mutation, self._mutant)
-        nxt += self._offspring(parents, self.n_crossover, self._child)
+        if self.crossover_first:
+            nxt = self._offspring(parents, self.n_crossover, self._child)
+            short = self.n_crossover - len(nxt)
+            nxt += self._offspring(parents, self.n_mutation + short, self._mutant)
+        else:
+            nxt = self._offspring(parents, self.n_mutation, self._mutant)
+            nxt += self._offspring(parents, self.n_crossover, self._child)
         nxt += self._random(self.population - len(nxt))
         self._next = nxt
 
@@ -109,8 +123,15 @@ class EvolutionSearch(SearchStrategy):
             a = make(parents)
             if a.genes not in self._seen:
                 self._seen.add(a.genes)
-                out.append(a)
+                if self._legal(a):
+                    out.append(a)
         return out
+
+    def _legal(self, arch: Architecture) -> bool:
+        """Whether ``arch`` may be proposed (always, unless ``legal_only`` and it violates)."""
+        if not self.legal_only or self.costs is None or self.n_constr == 0:
+            return True
+        return bool(np.all(self.costs(arch)[1] <= 0))
 
     def _random(self, n: int) -> list[Architecture]:
         out: list[Architecture] = []
@@ -120,5 +141,6 @@ class EvolutionSearch(SearchStrategy):
             a = self.space.sample(self.rng)
             if a.genes not in self._seen:
                 self._seen.add(a.genes)
-                out.append(a)
+                if self._legal(a):
+                    out.append(a)
         return out

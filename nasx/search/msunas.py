@@ -1,36 +1,30 @@
 """The MSuNAS loop of NSGANetV2/CNAS: surrogate-assisted NSGA-II with subset selection.
 
-`MSuNAS` is the engine behind ``search=nsga surrogate=<name>`` (`nasx.search.NSGASearch`
-delegates to it): a design of experiments first, then per iteration a surrogate fitted on the
-archive's first objective, NSGA-II (pymoo) on (predicted first objective, exact costs) seeded
-with the archive's non-dominated set, and ``n_candidates`` of its final population chosen to
-spread evenly along the second objective. It proposes; the search loop evaluates.
+`MSuNASSearch` is ``search=msunas surrogate=<name>``: a design of experiments first, then
+per iteration a surrogate fitted on the archive's first objective, NSGA-II (pymoo) on
+(predicted first objective, exact costs) seeded with the archive's non-dominated set, and
+``n_candidates`` of its final population chosen to spread evenly along the second
+objective (`nasx.search.subset`). It proposes; the search loop evaluates.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from typing import Any, Protocol
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.algorithms.soo.nonconvex.ga import GA
-from pymoo.core.crossover import Crossover
-from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
-from pymoo.core.sampling import Sampling
 from pymoo.operators.crossover.pntx import TwoPointCrossover
 from pymoo.optimize import minimize
 
 from nasx.hypervolume import non_dominated
-from nasx.search.base import CostFn
+from nasx.search.base import CostFn, SearchStrategy
 from nasx.search.operators import IntegerPolynomialMutation
+from nasx.search.subset import select_subset
 from nasx.search_space.base import Architecture, SearchSpace
 from nasx.surrogate.base import Surrogate, fit_quality
 
-#: subset selection scores every subset when there are at most this many
-EXHAUSTIVE_SUBSETS = 5000
 #: objective rows at or above this are failed evaluations (`nasx.evaluator.FAILED_VALUE`)
 FAILED = 1e10
 #: how a single-objective iteration picks its candidates (`MSuNAS` ``explore``)
@@ -66,8 +60,8 @@ class _AuxiliaryProblem(Problem):
             out["G"] = np.array([r[1] for r in rows], dtype=float)
 
 
-class MSuNAS:
-    """State and steps of one surrogate-assisted search (see the module docstring).
+class MSuNASSearch(SearchStrategy):
+    """NSGANetV2's surrogate-assisted search (see the module docstring).
 
     Defaults are NSGANetV2's (``msunas.py``): DOE 100 with the smallest and largest
     architectures, 8 candidates per iteration, NSGA-II with population 40 for 20 generations
@@ -91,13 +85,15 @@ class MSuNAS:
     to the next-best one.
 
     Args:
-        surrogate: the accuracy predictor, refitted every iteration.
+        n_evals: budget (distinct architectures), the DOE included.
+        surrogate: the accuracy predictor, refitted every iteration; set by the pipeline from
+            the ``surrogate`` group.
         n_doe: size of the initial design.
         n_candidates: architectures proposed per iteration (``n_iter`` in NSGANetV2).
-        pop_size: NSGA-II population on the surrogate.
-        generations: NSGA-II generations on the surrogate.
+        surrogate_pop_size: NSGA-II population on the surrogate.
+        surrogate_generations: NSGA-II generations on the surrogate.
         crossover_prob: two-point crossover probability.
-        mutation_eta: polynomial-mutation distribution index.
+        surrogate_mutation_eta: polynomial-mutation distribution index.
         subset_pop_size: population of the subset-selection GA.
         subset_generations: generations of the subset-selection GA.
         doe_extremes: start the DOE with the smallest and largest architectures (NSGANetV2);
@@ -107,17 +103,19 @@ class MSuNAS:
         min_distance: genes in which one parent's ``explore="local"`` candidates differ
             pairwise.
         parent_distance: genes in which ``explore="local"`` parents differ pairwise.
+        seed: own seed (``None``: the run seed).
     """
 
     def __init__(
         self,
-        surrogate: Surrogate,
+        n_evals: int = 100,
+        surrogate: Surrogate | None = None,
         n_doe: int = 100,
         n_candidates: int = 8,
-        pop_size: int = 40,
-        generations: int = 20,
+        surrogate_pop_size: int = 40,
+        surrogate_generations: int = 20,
         crossover_prob: float = 0.9,
-        mutation_eta: float = 1.0,
+        surrogate_mutation_eta: float = 1.0,
         subset_pop_size: int = 100,
         subset_generations: int = 60,
         doe_extremes: bool = True,
@@ -125,7 +123,15 @@ class MSuNAS:
         explore: str = "none",
         min_distance: int = 2,
         parent_distance: int = 3,
+        seed: int | None = None,
     ) -> None:
+        super().__init__(n_evals, seed)
+        if surrogate is None:
+            raise ValueError(
+                "search=msunas needs an accuracy predictor: pass surrogate=<rbf|gp|mlp|carts|as>"
+            )
+        pop_size, generations = surrogate_pop_size, surrogate_generations
+        mutation_eta = surrogate_mutation_eta
         if explore not in EXPLORE:
             raise ValueError(f"search.explore={explore!r}: use one of {', '.join(EXPLORE)}")
         for name, v in (
@@ -155,14 +161,27 @@ class MSuNAS:
         self.predicted: dict[tuple[int, ...], float] = {}
         self.fit_report: dict[str, Any] | None = None
 
-    def setup(
-        self, space: SearchSpace, n_obj: int, rng: np.random.Generator, costs: CostFn
-    ) -> None:
-        """Bind the space, the number of objectives, the generator and the exact costs."""
-        self.space, self.n_obj, self.rng, self.costs = space, n_obj, rng, costs
+    def _setup(self, seed: int) -> None:
+        if self.costs is None:
+            n = self.n_constr
+
+            def no_costs(_: Architecture) -> tuple[np.ndarray, np.ndarray]:
+                return np.zeros(0), np.zeros(n)
+
+            self.costs = no_costs
+
+    @property
+    def exact_costs(self) -> CostFn:
+        """The exact cost rows (set up: `setup` binds them or a zero-column stand-in)."""
+        assert self.costs is not None, "setup() first"
+        return self.costs
+
+    def info(self) -> dict[str, Any]:
+        """``{"surrogate": {name, winner, rmse, rho, tau}}`` after each iteration."""
+        return {} if self.fit_report is None else {"surrogate": self.fit_report}
 
     # --- proposals ---------------------------------------------------------------------
-    def ask(self) -> list[Architecture]:
+    def _ask(self) -> list[Architecture]:
         """The DOE first, then ``n_candidates`` surrogate-chosen new architectures."""
         if not self.archive:
             return self._doe()
@@ -182,9 +201,9 @@ class MSuNAS:
         )
         return chosen
 
-    def tell(self, archs: list[Architecture], F: np.ndarray, G: np.ndarray) -> None:
-        """Add the evaluated rows (``G``: constraints); report the surrogate's fit."""
-        for a, f, g in zip(archs, F, G, strict=True):
+    def _tell(self, archs: list[Architecture], F: np.ndarray) -> None:
+        """Add the evaluated rows (and their constraint rows); report the surrogate's fit."""
+        for a, f, g in zip(archs, F, self._G, strict=True):
             self.archive[a.genes] = np.asarray(f, dtype=float)
             self.violation[a.genes] = float(np.clip(g, 0, None).sum()) if len(g) else 0.0
         if not self.predicted:
@@ -194,9 +213,9 @@ class MSuNAS:
         # surrogate was fitted on, plus its predictions for the new candidates
         genes, X, y = self._training_set()
         pred = self.surrogate.predict(X)
-        for i, g in enumerate(genes):
-            if g in self.predicted:
-                pred[i] = self.predicted[g]
+        for i, key in enumerate(genes):
+            if key in self.predicted:
+                pred[i] = self.predicted[key]
         self.fit_report = {
             "name": self.surrogate.name,
             "winner": self.surrogate.winner,
@@ -204,7 +223,7 @@ class MSuNAS:
         }
         self.predicted = {}
 
-    def rescore(self, F: dict[tuple[int, ...], np.ndarray]) -> None:
+    def _rescore(self, F: dict[tuple[int, ...], np.ndarray]) -> None:
         """Replace archive rows (archive-dependent metrics); the next fit uses them."""
         for g, row in F.items():
             if g in self.archive:
@@ -223,7 +242,7 @@ class MSuNAS:
         cands += [self.space.decode(self.space.lower), self.space.decode(self.space.upper)]
         cands = list({a.genes: a for a in cands}.values())
         if self.n_obj > 1:
-            size = [float(self.costs(a)[0][0]) for a in cands]
+            size = [float(self.exact_costs(a)[0][0]) for a in cands]
             lo, hi = cands[int(np.argmin(size))], cands[int(np.argmax(size))]
         else:
             lo, hi = cands[0], cands[-1]
@@ -292,7 +311,7 @@ class MSuNAS:
         def predict(X: np.ndarray) -> np.ndarray:
             return self.surrogate.predict(X)
 
-        return _AuxiliaryProblem(self.space, predict, self.costs, self.n_obj)
+        return _AuxiliaryProblem(self.space, predict, self.exact_costs, self.n_obj)
 
     def _new_neighbours(
         self, parent: tuple[int, ...], problem: _AuxiliaryProblem
@@ -383,105 +402,3 @@ def diverse_top(ranked: list[Architecture], k: int, min_distance: int) -> list[A
 
 # --- subset selection (NSGANetV2 msunas.py SubsetProblem + utils.py operators) -------------
 # pymoo has no fixed-cardinality binary operators; these three are NSGANetV2's.
-
-
-class _SubsetProblem(Problem):
-    """Choose ``k`` candidates minimising the std of the gaps along the second objective."""
-
-    def __init__(self, front: np.ndarray, cands: np.ndarray, k: int) -> None:
-        super().__init__(n_var=len(cands), n_obj=1, n_ieq_constr=1, xl=0, xu=1, vtype=bool)
-        self.front, self.cands, self.k = front, cands, k
-
-    def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        F = np.full((len(X), 1), np.nan)
-        G = np.full((len(X), 1), np.nan)
-        for i, x in enumerate(X):
-            values = np.sort(np.concatenate([self.front, self.cands[x.astype(bool)]]))
-            F[i, 0] = np.std(np.diff(values)) if len(values) > 1 else 0.0
-            G[i, 0] = (self.k - int(x.sum())) ** 2
-        out["F"], out["G"] = F, G
-
-
-class _KSubsetSampling(Sampling):
-    def _do(self, problem: Any, n_samples: int, **kwargs: Any) -> np.ndarray:
-        rng = kwargs["random_state"]
-        X = np.zeros((n_samples, problem.n_var), dtype=bool)
-        for row in X:
-            row[rng.choice(problem.n_var, problem.k, replace=False)] = True
-        return X
-
-
-class _KSubsetCrossover(Crossover):
-    """Keep the bits both parents share, fill up to k from the parents' difference."""
-
-    def __init__(self) -> None:
-        super().__init__(n_parents=2, n_offsprings=1)
-
-    def _do(self, problem: Any, X: np.ndarray, **kwargs: Any) -> np.ndarray:
-        rng = kwargs["random_state"]
-        _, n_matings, n_var = X.shape
-        out = np.zeros((1, n_matings, n_var), dtype=bool)
-        for m in range(n_matings):
-            a, b = X[0, m].astype(bool), X[1, m].astype(bool)
-            child = a & b
-            rest = np.flatnonzero(a ^ b)
-            need = problem.k - int(child.sum())
-            if need > 0 and len(rest):
-                child[rng.choice(rest, min(need, len(rest)), replace=False)] = True
-            out[0, m] = child
-        return out
-
-
-class _SwapMutation(Mutation):
-    """Swap one selected bit with one unselected bit."""
-
-    def _do(self, problem: Any, X: np.ndarray, **kwargs: Any) -> np.ndarray:
-        rng = kwargs["random_state"]
-        X = X.astype(bool).copy()
-        for row in X:
-            on, off = np.flatnonzero(row), np.flatnonzero(~row)
-            if len(on) and len(off):
-                row[rng.choice(on)] = False
-                row[rng.choice(off)] = True
-        return X
-
-
-def select_subset(
-    front: np.ndarray,
-    cands: np.ndarray,
-    k: int,
-    pop_size: int = 100,
-    generations: int = 60,
-    seed: int = 0,
-) -> np.ndarray:
-    """Boolean mask choosing ``k`` of ``cands`` (second-objective values).
-
-    Chosen so that, added to ``front``, the values are spaced most evenly (the std of the
-    gaps is minimal): NSGANetV2's subset selection, solved by a pymoo GA.
-    """
-    if k >= len(cands):
-        return np.ones(len(cands), dtype=bool)
-    problem = _SubsetProblem(np.asarray(front, float), np.asarray(cands, float), k)
-    if math.comb(len(cands), k) <= EXHAUSTIVE_SUBSETS:
-        # few subsets: score them all (exact; a GA with duplicate elimination cannot even
-        # fill its population here)
-        masks = np.zeros((math.comb(len(cands), k), len(cands)), dtype=bool)
-        for row, idx in zip(masks, itertools.combinations(range(len(cands)), k), strict=True):
-            row[list(idx)] = True
-        out: dict[str, Any] = {}
-        problem._evaluate(masks, out)
-        return masks[int(np.argmin(out["F"][:, 0]))]
-    algorithm = GA(
-        pop_size=pop_size,
-        sampling=_KSubsetSampling(),
-        crossover=_KSubsetCrossover(),
-        mutation=_SwapMutation(),
-        eliminate_duplicates=True,
-    )
-    res = minimize(problem, algorithm, ("n_gen", generations), seed=seed, verbose=False)
-    X = res.X if res.X is not None else res.pop.get("X")[0]
-    mask = np.asarray(X, dtype=bool).reshape(-1)
-    if int(mask.sum()) != k:  # infeasible best: fall back to the first k
-        mask = np.zeros(len(cands), dtype=bool)
-        mask[:k] = True
-    return mask

@@ -3,6 +3,7 @@
 from nasx.search_space.base import Architecture as Architecture
 from nasx.search_space.base import SearchSpace as SearchSpace
 from nasx.search_space.darts import DartsSpace as DartsSpace
+from nasx.search_space.mobilenet import MobileNetSpace as MobileNetSpace
 from nasx.search_space.nb201 import NB201Space as NB201Space
 
-__all__ = ["Architecture", "DartsSpace", "NB201Space", "SearchSpace"]
+__all__ = ["Architecture", "DartsSpace", "MobileNetSpace", "NB201Space", "SearchSpace"]

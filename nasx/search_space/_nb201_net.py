@@ -1,4 +1,4 @@
-"""NAS-Bench-201 networks: the weight-sharing supernet and the stand-alone cell network.
+"""NAS-Bench-201 networks: cells, ops and the stand-alone network (supernet: `nasx.supernet.nb201`).
 
 Module names follow D-X-Y's AutoDL code (``cells.{c}.edges.{i}<-{j}``), so that weight paths
 read like the RLNAS angle code that indexes them.
@@ -149,34 +149,6 @@ class _Backbone(nn.Module):
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         x = self.global_pooling(self.lastact(x))
         return self.classifier(x.flatten(1))
-
-
-class NB201Supernet(_Backbone):
-    """The RLNAS/SPOS NAS-Bench-201 supernet: 3N search cells and two residual blocks."""
-
-    def __init__(
-        self, channels: int, cells_per_stage: int, in_channels: int, num_classes: int
-    ) -> None:
-        cells: list[nn.Module] = []
-        c_prev = channels
-        for c, red in stage_channels(channels, cells_per_stage):
-            cells.append(ResNetBasicBlock(c_prev, c) if red else SearchCell(c, affine=False))
-            c_prev = c
-        super().__init__(cells, channels, in_channels, num_classes)
-        #: indices of the search cells, in order
-        self.search_cells = [i for i, m in enumerate(self.cells) if isinstance(m, SearchCell)]
-
-    def forward(self, x: torch.Tensor, path: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Run ``path``: one gene tuple per search cell."""
-        x = self.stem(x)
-        k = 0
-        for cell in self.cells:
-            if isinstance(cell, SearchCell):
-                x = cell(x, path[k])
-                k += 1
-            else:
-                x = cell(x)
-        return self._head(x)
 
 
 class NB201Network(_Backbone):

@@ -29,11 +29,13 @@ class Architecture:
 
 
 class SearchSpace(ABC):
-    """A family of architectures plus the weight-sharing supernet that contains them all.
+    """A family of architectures: the encoding, and the stand-alone network of each member.
 
-    Subclasses define the genes' bounds, the canonical string form, and how to build, sample
-    and extract networks. Sampling, mutation and crossover on the integer encoding are generic;
-    `_repair` lets a space enforce validity after each of them.
+    Subclasses define the genes' bounds, the canonical string form and `build_network`.
+    Sampling, mutation and crossover on the integer encoding are generic; `_repair` lets a
+    space enforce validity after each of them. The weight-sharing network that holds every
+    member is not the space's business: it is a `nasx.supernet.Supernet` registered for the
+    space's type (`nasx.supernet.build_supernet`).
     """
 
     #: inclusive lower and upper bound of every gene
@@ -57,9 +59,28 @@ class SearchSpace(ABC):
     def to_str(self, arch: Architecture) -> str:
         """Canonical string of ``arch``."""
 
-    @abstractmethod
     def parse(self, text: str) -> Architecture:
-        """Inverse of `to_str`; raises `nasx.errors.NasxError` naming the expected form."""
+        """Inverse of `to_str`, plus published names and the space's other stored forms.
+
+        A key of `named_architectures` is looked up first; anything else goes to `_parse`.
+        Raises `nasx.errors.NasxError` naming the expected form.
+        """
+        named = self.named_architectures()
+        key = text.strip()
+        if key in named:
+            return self._parse(named[key])
+        return self._parse(text)
+
+    @abstractmethod
+    def _parse(self, text: str) -> Architecture:
+        """Parse the canonical string or another stored form of the space (not a name)."""
+
+    def named_architectures(self) -> dict[str, str]:
+        """Published architectures accepted by name wherever an architecture is (name -> text).
+
+        The text is any form `_parse` reads; the default has none.
+        """
+        return {}
 
     def sample(self, rng: np.random.Generator) -> Architecture:
         """A uniformly random architecture."""
@@ -95,22 +116,6 @@ class SearchSpace(ABC):
 
     # --- networks ------------------------------------------------------------------------
     @abstractmethod
-    def build_supernet(self) -> nn.Module:
-        """A freshly initialised weight-sharing supernet; ``supernet(x, path)`` runs one path."""
-
-    @abstractmethod
-    def sample_path(self, rng: np.random.Generator) -> Any:
-        """A training path for the supernet (may differ per cell, as RLNAS samples)."""
-
-    @abstractmethod
-    def path_of(self, arch: Architecture) -> Any:
-        """The supernet path that runs ``arch`` everywhere."""
-
-    @abstractmethod
-    def extract(self, supernet: nn.Module, arch: Architecture) -> nn.Module:
-        """A stand-alone network with the supernet's weights whose output equals the path's."""
-
-    @abstractmethod
     def build_network(self, arch: Architecture) -> nn.Module:
         """A freshly initialised stand-alone network in its training form (for costs/retrain)."""
 
@@ -130,12 +135,6 @@ class SearchSpace(ABC):
         The default is the search input; DARTS can cost its ImageNet-form network at 224.
         """
         return self.input_shape
-
-    @abstractmethod
-    def angle_vector(
-        self, state: Mapping[str, torch.Tensor], arch: Architecture
-    ) -> torch.Tensor | None:
-        """Flat vector of the supernet weights on ``arch``'s paths (``None``: no path survives)."""
 
     def ground_truth(self, arch: Architecture) -> dict[str, float]:
         """Tabulated ground-truth values for ``arch`` (empty when the space has no table)."""

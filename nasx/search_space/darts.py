@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -17,19 +15,9 @@ from nasx.search_space._darts_net import (
     EDGES,
     DartsNetwork,
     cell_half,
-    reduction_cells,
 )
 from nasx.search_space._darts_ops import OPS, SHORT
-from nasx.search_space.base import Architecture, SearchSpace, parse_gene_tuple, pick_ops_state
-
-#: every input-to-node path of a cell (GeNAS ``config.paths``): 2 + 4 + 8 + 16 = 30 node
-#: sequences; partial paths count because every intermediate node feeds the cell output
-ANGLE_PATHS: tuple[tuple[int, ...], ...] = tuple(
-    (start, *(m for b, m in enumerate(range(2, end)) if mask >> b & 1), end)
-    for end in range(2, 6)
-    for start in (0, 1)
-    for mask in range(2 ** (end - 2))
-)
+from nasx.search_space.base import Architecture, SearchSpace, parse_gene_tuple
 
 
 def gene_index(node: int, inp: int) -> int:
@@ -37,16 +25,34 @@ def gene_index(node: int, inp: int) -> int:
     return inp + sum(range(2, node))
 
 
-#: (gene, input) of every edge of each `ANGLE_PATHS` path
-_PATH_EDGES: tuple[tuple[tuple[int, int], ...], ...] = tuple(
-    tuple((gene_index(b, a), a) for a, b in pairwise(path)) for path in ANGLE_PATHS
-)
 _PAIR = re.compile(r"\(\s*['\"]?(\w+)['\"]?\s*,\s*(\d+)\s*\)")
 _FORM = (
     "expected a DARTS genotype \"Genotype(normal=[('sep_conv_3x3', 0), ...8 pairs], "
     'normal_concat=[2, 3, 4, 5], reduce=[...8 pairs], reduce_concat=[2, 3, 4, 5])" '
     "or the 28 op indices of a GeNAS/RLNAS tuple"
 )
+
+
+#: published cells, accepted by name wherever an architecture is (`named_architectures`):
+#: GeNAS ``genotypes.py:384-399`` and RLNAS (seed-genas-rlnas.md A.4, B.8) as 28-gene tuples,
+#: DARTS V2 (Liu et al. 2019) as its genotype
+NAMED: dict[str, str] = {
+    "GENAS_FLATNESS_CIFAR10": "3 6 0 4 4 0 6 6 0 0 0 0 4 3 5 2 0 6 4 0 3 0 6 0 0 5 0 7",
+    "GENAS_ANGLE_FLATNESS_CIFAR10": "5 4 4 4 0 4 5 0 0 4 0 0 0 4 7 7 2 3 0 4 1 0 0 0 0 0 5 6",
+    "GENAS_FLATNESS_CIFAR100": "3 5 0 4 4 0 0 4 5 0 4 0 0 7 6 3 2 0 5 0 5 0 7 0 1 1 0 0",
+    "GENAS_ANGLE_FLATNESS_CIFAR100": "3 5 1 4 0 0 4 0 4 0 4 0 0 5 6 4 0 7 2 1 3 0 0 0 4 0 0 7",
+    "RLNAS_CIFAR10": "5 4 6 0 5 4 0 0 7 0 7 6 0 0 5 6 4 0 5 0 6 0 4 0 1 5 0 0",
+    "RLNAS_IMAGENET_600M": "4 4 0 3 4 0 4 4 0 3 0 0 0 4 4 1 4 3 0 4 6 0 0 3 4 0 0 0",
+    "RLNAS_IMAGENET": "4 4 0 4 4 4 5 0 0 4 4 0 0 0 4 4 5 0 4 5 0 5 0 0 0 4 0 4",
+    "DARTS_V2": (
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+        "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+        "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+        "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+        "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], "
+        "reduce_concat=[2, 3, 4, 5])"
+    ),
+}
 
 
 class DartsSpace(SearchSpace):
@@ -153,7 +159,7 @@ class DartsSpace(SearchSpace):
             f"reduce={g['reduce']!r}, reduce_concat={concat!r})"
         )
 
-    def parse(self, text: str) -> Architecture:
+    def _parse(self, text: str) -> Architecture:
         """A genotype string or a 28-integer GeNAS/RLNAS tuple such as ``(3, 6, 0, ...)``.
 
         Genotype strings are read as `to_str` writes them; short op names (``sep3``) pass.
@@ -171,6 +177,10 @@ class DartsSpace(SearchSpace):
                 raise NasxError(f"cannot parse architecture {text!r}: {_FORM}")
             genes += self._cell_genes(pairs, text)
         return Architecture(tuple(genes))
+
+    def named_architectures(self) -> dict[str, str]:
+        """GeNAS's four ``GENAS_*`` cells, RLNAS's three DARTS cells and ``DARTS_V2``."""
+        return dict(NAMED)
 
     @staticmethod
     def _cell_genes(pairs: list[tuple[str, str]], text: str) -> list[int]:
@@ -278,28 +288,6 @@ class DartsSpace(SearchSpace):
         return _darts_latency.latency_layer(key)
 
     # --- networks ------------------------------------------------------------------------
-    def build_supernet(self) -> DartsNetwork:
-        return DartsNetwork(self.channels, self.layers, self.in_channels, self.num_classes)
-
-    def sample_path(self, rng: np.random.Generator) -> tuple[int, ...]:
-        """One candidate for every cell (GeNAS ``get_random_cand`` + ``check_cand``)."""
-        return self.sample(rng).genes
-
-    def path_of(self, arch: Architecture) -> tuple[int, ...]:
-        return arch.genes
-
-    def extract(self, supernet: torch.nn.Module, arch: Architecture) -> DartsNetwork:
-        net = DartsNetwork(
-            self.channels, self.layers, self.in_channels, self.num_classes, genes=arch.genes
-        )
-        reductions = {str(c) for c in reduction_cells(self.layers)}
-
-        def chosen(cell: str, edge: str) -> str:
-            return str(cell_half(arch.genes, cell in reductions)[int(edge)])
-
-        net.load_state_dict(pick_ops_state(supernet.state_dict(), chosen))
-        return net.to(next(supernet.parameters()).device)
-
     def build_network(self, arch: Architecture) -> DartsNetwork:
         return DartsNetwork(
             self.net_channels,
@@ -325,68 +313,6 @@ class DartsSpace(SearchSpace):
     @property
     def network_input_shape(self) -> tuple[int, int, int]:
         return (self.in_channels, self.net_image_size, self.net_image_size)
-
-    def angle_vector(
-        self, state: Mapping[str, torch.Tensor], arch: Architecture
-    ) -> torch.Tensor | None:
-        """GeNAS/RLNAS ``cand_evaluator.py:240-529`` on the CIFAR supernet.
-
-        Per cell and per path of `ANGLE_PATHS` without a ``none`` edge (an edge repeats once
-        per path through it): pools give a constant 1/9 block ``[C, 3, 3]`` and their BN's
-        weight and bias; a stride-1 skip gives ``eye(C)``, a stride-2 one its factorized
-        reduce's two convolutions and BN; a sep conv its four convolutions then both BNs; a
-        dil conv its two convolutions then its BN weight and bias (weight twice with
-        ``angle_bias_slip``). Always present: the stem, every cell's two preprocessing
-        layers, and the classifier weight (no bias, as the CIFAR code). ``None`` when no path
-        survives, which the two-inputs rule never allows.
-        """
-        reductions = reduction_cells(self.layers)
-        segs: list[torch.Tensor] = []
-        for c in range(self.layers):
-            half = cell_half(arch.genes, c in reductions)
-            for edges in _PATH_EDGES:
-                if any(half[e] == 0 for e, _ in edges):
-                    continue
-                for e, inp in edges:
-                    prefix = f"cells.{c}.edges.{e}.{half[e]}."
-                    segs += self._op_segments(
-                        state, prefix, OPS[half[e]], c in reductions and inp < 2
-                    )
-        if not segs:
-            return None
-        extra = [state["stem.0.weight"], state["stem.1.weight"], state["stem.1.bias"]]
-        for c in range(self.layers):
-            for pre in ("preprocess0", "preprocess1"):
-                p = f"cells.{c}.{pre}."
-                names = (
-                    ("conv_1.weight", "conv_2.weight", "bn.weight", "bn.bias")
-                    if p + "conv_1.weight" in state
-                    else ("op.1.weight", "op.2.weight", "op.2.bias")
-                )
-                extra += [state[p + n] for n in names]
-        extra.append(state["classifier.weight"])
-        return torch.cat([s.detach().float().reshape(-1).cpu() for s in extra + segs])
-
-    def _op_segments(
-        self, state: Mapping[str, torch.Tensor], p: str, op: str, stride2: bool
-    ) -> list[torch.Tensor]:
-        if op in ("max_pool_3x3", "avg_pool_3x3"):
-            c = state[p + "bn.weight"].shape[0]
-            return [torch.full((c, 3, 3), 1.0 / 9.0), state[p + "bn.weight"], state[p + "bn.bias"]]
-        if op == "skip_connect" and stride2:
-            return [
-                state[p + n] for n in ("conv_1.weight", "conv_2.weight", "bn.weight", "bn.bias")
-            ]
-        if op == "skip_connect":
-            # the cell's channel count, read off a conv every cell has
-            c = state[p.rsplit(".edges.", 1)[0] + ".preprocess1.op.1.weight"].shape[0]
-            return [torch.eye(c)]
-        if op.startswith("sep_conv"):
-            convs = ("op.1.weight", "op.2.weight", "op.5.weight", "op.6.weight")
-            bns = ("op.3.weight", "op.3.bias", "op.7.weight", "op.7.bias")
-            return [state[p + n] for n in convs + bns]
-        bias = "op.3.weight" if self.angle_bias_slip else "op.3.bias"
-        return [state[p + n] for n in ("op.1.weight", "op.2.weight", "op.3.weight", bias)]
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from nasx.errors import NasxError
@@ -15,10 +12,8 @@ from nasx.search_space._nb201_net import (
     EDGES,
     OPS,
     NB201Network,
-    NB201Supernet,
     ResNetBasicBlock,
     build_op,
-    edge_key,
     stage_channels,
 )
 from nasx.search_space._nb201_table import load_table
@@ -27,11 +22,7 @@ from nasx.search_space.base import (
     SearchSpace,
     parse_gene_tuple,
     parse_latency_key,
-    pick_ops_state,
 )
-
-#: input-to-output paths of the cell (RLNAS weight_angle.py), as node sequences
-ANGLE_PATHS: tuple[tuple[int, ...], ...] = ((0, 3), (0, 2, 3), (0, 1, 2, 3), (0, 1, 3))
 
 
 class NB201Space(SearchSpace):
@@ -78,7 +69,7 @@ class NB201Space(SearchSpace):
         ops = [f"{OPS[k]}~{j}" for (_, j), k in zip(EDGES, arch.genes, strict=True)]
         return f"|{ops[0]}|+|{ops[1]}|{ops[2]}|+|{ops[3]}|{ops[4]}|{ops[5]}|"
 
-    def parse(self, text: str) -> Architecture:
+    def _parse(self, text: str) -> Architecture:
         """The NB201 string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` or RLNAS's 6-integer tuple.
 
         RLNAS stores a candidate as six op indices in edge order (1<-0), (2<-0), (2<-1),
@@ -189,51 +180,6 @@ class NB201Space(SearchSpace):
         return module, (1, *c_in)
 
     # --- networks ------------------------------------------------------------------------
-    def build_supernet(self) -> NB201Supernet:
-        return NB201Supernet(
-            self.channels, self.cells_per_stage, self.in_channels, self.num_classes
-        )
-
-    def sample_path(self, rng: np.random.Generator) -> list[tuple[int, ...]]:
-        """Independent ops per search cell; a node whose inputs are all ``none`` is re-drawn."""
-        return [self._sample_cell(rng) for _ in range(3 * self.cells_per_stage)]
-
-    @staticmethod
-    def _sample_cell(rng: np.random.Generator) -> tuple[int, ...]:
-        ops = [0] * len(EDGES)
-        for node in (1, 2, 3):
-            idx = [e for e, (i, _) in enumerate(EDGES) if i == node]
-            while True:
-                draw = rng.integers(0, len(OPS), size=len(idx))
-                if draw.any():
-                    break
-            for e, k in zip(idx, draw, strict=True):
-                ops[e] = int(k)
-        return tuple(ops)
-
-    def path_of(self, arch: Architecture) -> list[tuple[int, ...]]:
-        return [arch.genes] * (3 * self.cells_per_stage)
-
-    def extract(self, supernet: nn.Module, arch: Architecture) -> NB201Network:
-        net = NB201Network(
-            arch.genes,
-            self.channels,
-            self.cells_per_stage,
-            self.in_channels,
-            self.num_classes,
-            affine=False,
-        )
-        net.load_state_dict(self._subnet_state(supernet.state_dict(), arch))
-        return net.to(next(supernet.parameters()).device)
-
-    @staticmethod
-    def _subnet_state(
-        state: Mapping[str, torch.Tensor], arch: Architecture
-    ) -> dict[str, torch.Tensor]:
-        """Supernet keys ``cells.c.edges.E.k.rest`` become ``cells.c.edges.E.rest`` for k chosen."""
-        chosen = {edge_key(i, j): str(k) for (i, j), k in zip(EDGES, arch.genes, strict=True)}
-        return pick_ops_state(state, lambda _cell, edge: chosen[edge])
-
     def build_network(self, arch: Architecture) -> NB201Network:
         return NB201Network(
             arch.genes,
@@ -243,53 +189,6 @@ class NB201Space(SearchSpace):
             self.num_classes,
             affine=True,
         )
-
-    def angle_vector(
-        self, state: Mapping[str, torch.Tensor], arch: Architecture
-    ) -> torch.Tensor | None:
-        """RLNAS ``weight_angle.py`` for NB201: fixed segments plus conv weights on every path.
-
-        ``skip_connect`` adds nothing, ``avg_pool_3x3`` adds a constant 1/9 block of shape
-        ``[C_out, 3, 3]`` (as RLNAS), a path through ``none`` is dropped; ``None`` when every
-        path is dropped.
-        """
-        genes = dict(zip(EDGES, arch.genes, strict=True))
-        live = [p for p in ANGLE_PATHS if all(genes[(b, a)] != 0 for a, b in pairwise(p))]
-        if not live:
-            return None
-        names = sorted({k.split(".")[1] for k in state if k.startswith("cells.")}, key=int)
-        search = [c for c in names if f"cells.{c}.edges.1<-0.3.1.weight" in state]
-        fixed = [c for c in names if c not in search]
-        segs = [state["stem.0.weight"], state["stem.1.weight"], state["stem.1.bias"]]
-        for c in fixed:
-            p = f"cells.{c}."
-            segs += [
-                state[p + "conv_a.1.weight"],
-                state[p + "conv_a.2.weight"],
-                state[p + "conv_a.2.bias"],
-                state[p + "conv_b.1.weight"],
-                state[p + "conv_b.2.weight"],
-                state[p + "conv_b.2.bias"],
-                state[p + "downsample.1.weight"],
-            ]
-        for path in live:
-            for c in search:
-                for a, b in pairwise(path):
-                    k = genes[(b, a)]
-                    e = f"cells.{c}.edges.{edge_key(b, a)}"
-                    if OPS[k] in ("nor_conv_1x1", "nor_conv_3x3"):
-                        segs.append(state[f"{e}.{k}.1.weight"])
-                    elif OPS[k] == "avg_pool_3x3":
-                        # RLNAS: the 3x3 conv weight's shape without its input channels
-                        w = state[f"{e}.{OPS.index('nor_conv_3x3')}.1.weight"]
-                        segs.append(torch.full((w.shape[0], *w.shape[2:]), 1.0 / 9.0))
-        segs += [
-            state["lastact.0.weight"],
-            state["lastact.0.bias"],
-            state["classifier.weight"],
-            state["classifier.bias"],
-        ]
-        return torch.cat([s.detach().float().reshape(-1).cpu() for s in segs])
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch import nn
-
 from nasx.errors import NasxError
 from nasx.io import load_state_dict
 from nasx.search_space.base import SearchSpace
+from nasx.supernet.base import Supernet, build_supernet
 
 
-def load_supernet(space: SearchSpace, path: str | Path) -> nn.Module:
+def load_supernet(space: SearchSpace, path: str | Path) -> Supernet:
     """Build the space's supernet and load ``path`` into it (``weights_only=True``).
 
     Accepts a Lightning checkpoint of `nasx.lit.SupernetLitModule` (keys ``net.*``) or a plain
@@ -20,7 +19,7 @@ def load_supernet(space: SearchSpace, path: str | Path) -> nn.Module:
     state = load_state_dict(path)
     if any(k.startswith("net.") for k in state):
         state = {k[4:]: v for k, v in state.items() if k.startswith("net.")}
-    net = space.build_supernet()
+    net = build_supernet(space)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

@@ -93,7 +93,7 @@ class ZeroCostMetric(Metric):
         init: ``fresh`` scores ``ctx.space.build_search_network(arch)`` initialised under a
             seed drawn from the generator (the proxies' intended use, no supernet needed);
             ``inherited``
-            scores ``ctx.space.extract(ctx.supernet, arch)`` and needs a trained supernet.
+            scores ``ctx.supernet.extract(arch)`` and needs a trained supernet.
     """
 
     name = "zero_cost"
@@ -113,13 +113,12 @@ class ZeroCostMetric(Metric):
     def network(self, arch: Architecture, ctx: MetricContext, seed: int) -> nn.Module:
         """The network to score (see ``init``), in train mode on ``ctx.device``."""
         if self.init == "inherited":
-            sup = ctx.supernet
-            if isinstance(sup, nn.Identity) or next(sup.parameters(), None) is None:
+            if ctx.supernet is None:
                 raise ValueError(
                     f"metric {self.name} with init='inherited' needs a trained supernet, but "
                     "the context holds none: use init='fresh' or train/load a supernet"
                 )
-            net = ctx.space.extract(sup, arch)
+            net = ctx.supernet.extract(arch)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)

@@ -1,0 +1,167 @@
+"""What a metric reads (`MetricContext`) and the one step every weight-sharing metric shares.
+
+`MetricContext.calibrated` is the inherited-weights candidate as GeNAS/RLNAS/FlatNAS score it:
+extract the sub-network, draw its data seed, recalibrate BN (or fine-tune it), eval mode. The
+valid images are cut into device batches once per context (`valid_loader`), for every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from nasx.data.base import ImageData
+from nasx.metric.bn import recalibrate_bn
+from nasx.optim.finetune import FinetuneSpec
+from nasx.search_space.base import Architecture, SearchSpace
+from nasx.supernet.base import Supernet
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Outcome of one pass over a loader.
+
+    ``loss`` is the mean over batches of each batch's mean cross-entropy (GeNAS's form: the
+    last, smaller batch weighs as much as the others); ``accuracy`` is top-1 as a fraction.
+    """
+
+    loss: float
+    accuracy: float
+    images: int
+
+
+class EvalRunner(Protocol):
+    """Runs networks over loaders (Lightning loops in the pipeline, bare loops in tests)."""
+
+    def evaluate(self, net: nn.Module, loader: DataLoader) -> EvalResult:
+        """Evaluate ``net`` (already in the wanted train/eval mode) on ``loader``."""
+        ...
+
+    def finetune(self, net: nn.Module, loader: DataLoader, spec: FinetuneSpec) -> float:
+        """Fine-tune ``net`` in place as ``spec`` says (left in eval mode); the mean loss."""
+        ...
+
+
+_Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class _Batches(Dataset[_Batch]):
+    """Ready-made ``(x, y)`` batches; served by a ``batch_size=None`` loader as they are."""
+
+    def __init__(self, batches: list[_Batch]) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> _Batch:
+        return self.batches[i]
+
+
+class DeviceBatchCache:
+    """The first ``limit`` images of a split, cut once into eval batches on a device.
+
+    `loader` returns a ``DataLoader`` over those batches (no per-image indexing or collation;
+    the batches are the ones of ``ImageData.eval_loader(split, limit)``, so every loss and
+    accuracy is bit-identical to it). One entry is kept per dataset object, split, limit, batch
+    size and device (a dataset's splits never change after `ImageData.setup`); entries are
+    dropped when the owner is copied or pickled.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[Any, ...], DataLoader[_Batch]] = {}
+
+    def loader(
+        self, data: ImageData, split: str, limit: int, device: torch.device
+    ) -> DataLoader[_Batch]:
+        """A loader over the cached batches (built on the first call for this key)."""
+        key = (id(data), split, limit, data.eval_batch_size, str(device))
+        if key not in self._entries:
+            x, y = data.split(split, limit)
+            xs, ys = x.to(device), y.to(device)
+            bs = data.eval_batch_size
+            batches = list(zip(torch.split(xs, bs), torch.split(ys, bs), strict=True))
+            self._entries[key] = DataLoader(_Batches(batches), batch_size=None, shuffle=False)
+        return self._entries[key]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._entries = {}
+
+
+@dataclass
+class MetricContext:
+    """Everything a metric may read; built once per run by the pipeline.
+
+    Attributes:
+        space: the search space.
+        supernet: the trained supernet (final weights) on ``device``, or ``None`` when the
+            metric needs none.
+        data: the dataset, already set up.
+        runner: how evaluation passes are run.
+        init_state: supernet weights before training (the angle metric needs them).
+        device: where networks run.
+    """
+
+    space: SearchSpace
+    supernet: Supernet | None
+    data: ImageData
+    runner: EvalRunner
+    init_state: Mapping[str, torch.Tensor] | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    _final_state: dict[str, torch.Tensor] | None = None
+    _batches: DeviceBatchCache = field(default_factory=DeviceBatchCache)
+
+    @property
+    def final_state(self) -> dict[str, torch.Tensor]:
+        """CPU copy of the supernet's weights (cached)."""
+        if self._final_state is None:
+            self._final_state = {
+                k: v.detach().cpu() for k, v in self.trained_supernet.state_dict().items()
+            }
+        return self._final_state
+
+    @property
+    def trained_supernet(self) -> Supernet:
+        """The supernet; raises ``ValueError`` naming the fix when the context holds none."""
+        if self.supernet is None:
+            raise ValueError(
+                "this metric reads inherited weights, but no trained supernet was loaded: "
+                "train or load one (stages=[supernet,...] or supernet.checkpoint=<path>)"
+            )
+        return self.supernet
+
+    def valid_loader(self, images: int) -> DataLoader[_Batch]:
+        """The first ``images`` valid images as device batches, cut once per context."""
+        return self._batches.loader(self.data, "valid", images, self.device)
+
+    def calibrated(
+        self,
+        arch: Architecture,
+        generator: torch.Generator,
+        recal_images: int,
+        bn_momentum: float | None = 0.1,
+        finetune: FinetuneSpec | None = None,
+    ) -> nn.Module:
+        """``arch`` with inherited weights, ready to score, in eval mode.
+
+        One seed is drawn from ``generator`` for the training loader; with ``finetune`` (and
+        at least one epoch) the candidate is fine-tuned on it and keeps the BN statistics of
+        its own training (FlatNAS), otherwise BN is recalibrated on ``recal_images`` images
+        (GeNAS; ``bn_momentum`` 0.1 is its EMA, ``None`` an exact average).
+        """
+        net = self.trained_supernet.extract(arch)
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        loader = self.data.train_loader(seed)
+        if finetune is not None and finetune.epochs > 0:
+            self.runner.finetune(net, loader, finetune)
+        else:
+            recalibrate_bn(net, loader, recal_images, bn_momentum, self.device)
+        return net.eval()

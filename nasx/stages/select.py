@@ -1,0 +1,190 @@
+"""The ``select`` stage: choose architectures from the search archive and write ``final/``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from nasx.config import objective_names, objective_units
+from nasx.errors import NasxError
+from nasx.io import save_torch_atomic, write_json_atomic, write_text_atomic
+from nasx.search_loop import load_records
+from nasx.select import Selection, front_records, select_architectures
+from nasx.stages.base import Stage, register_stage
+from nasx.stages.context import RunContext
+
+log = logging.getLogger(__name__)
+
+
+@register_stage
+class SelectStage(Stage):
+    """Choose architectures from the search archive (`nasx.select`) and write ``final/``.
+
+    ``final/<name>/`` gets arch.txt, config.json, stats.json (why and by what it was chosen)
+    and the inherited weights when the metric uses a supernet; ``final/front.csv`` lists the
+    non-dominated records with ``selected`` yes/no, ``final/results.csv`` every evaluated
+    record (CNAS's ``--save_stats_csv``). ``final/selection.json`` is written last: with the
+    same ``select`` settings the stage is then done; with other settings the selection is
+    made again and the previous selection's folders are replaced.
+    """
+
+    name = "select"
+    order = 30
+
+    def outputs(self, run: RunContext) -> list[Path]:
+        return [run.run_dir / "final" / "selection.json"]
+
+    def done(self, run: RunContext) -> bool:
+        marker = self.outputs(run)[0]
+        if not marker.exists():
+            return False
+        previous = json.loads(marker.read_text())
+        settings = OmegaConf.to_container(run.cfg.select, resolve=True)
+        # a marker from before select.mode existed holds no settings: a tradeoff selection
+        if "settings" in previous:
+            return bool(previous["settings"] == settings)
+        return bool(run.cfg.select.mode == "tradeoff")
+
+    def run(self, run: RunContext) -> dict[str, Any]:
+        cfg, space = run.cfg, run.parts.space
+        fdir = run.run_dir / "final"
+        marker = fdir / "selection.json"
+        sc = cfg.select
+        settings = OmegaConf.to_container(sc, resolve=True)
+        previous = json.loads(marker.read_text()) if marker.exists() else None
+        records = load_records(run.run_dir / "search")
+        if not records and not sc.archs:
+            raise NasxError(
+                f"select: no evaluated architectures in {run.run_dir / 'search'}: run the search "
+                "stage first (stages=[search,select]) or name architectures with select.archs=[...]"
+            )
+        names = objective_names(cfg)
+        feasible = [r for r in records if r.get("feasible", True)]
+        if len(feasible) < len(records) and not any(not r.get("failed") for r in feasible):
+            log.warning(
+                "select: no evaluated architecture meets the objective bounds; choosing among all"
+            )
+            feasible = records
+        chosen = select_architectures(
+            feasible,
+            sc.n_tradeoffs,
+            mode=sc.mode,
+            n=sc.n,
+            prefer=sc.prefer,
+            objective=sc.objective,
+            objective_names=names,
+            normalize=sc.normalize,
+            n_exits=sc.n_exits,
+            units=objective_units(cfg),
+        )
+        known = {r["arch"]: r for r in records if not r.get("failed")}
+        for k, text in enumerate(sc.archs):
+            key = space.to_str(space.parse(text))
+            chosen.append(Selection(f"given_{k:02d}", known.get(key, {"arch": key}), ("given",)))
+        if previous is not None:
+            _remove_previous_selection(fdir, previous, keep={s.name for s in chosen})
+        for sel in chosen:
+            arch = space.parse(sel.record["arch"])
+            out = fdir / sel.name
+            write_text_atomic(out / "arch.txt", sel.record["arch"] + "\n")
+            write_json_atomic(out / "config.json", {**space.describe(), "genes": list(arch.genes)})
+            stats = {
+                k: sel.record.get(k) for k in ("arch", "metric", "objectives", "F", "ground_truth")
+            }
+            why = {
+                "reasons": list(sel.reasons),
+                "mode": "given" if "given" in sel.reasons else sc.mode,
+                "rank": sel.rank,
+                "chosen_by": dict(sel.info),
+            }
+            write_json_atomic(out / "stats.json", {**stats, "objective_names": names, **why})
+            if run.parts.metric.needs_supernet:
+                net = run.supernet.extract(arch).cpu()
+                save_torch_atomic(out / "weights.pt", {"state_dict": net.state_dict()})
+        by_arch = {s.record["arch"]: s for s in chosen}
+        front = front_records(records, sc.n_exits)
+        write_text_atomic(
+            fdir / "front.csv",
+            _csv_text([_record_row(r, by_arch, position=k) for k, r in enumerate(front)]),
+        )
+        write_text_atomic(
+            fdir / "results.csv", _csv_text([_record_row(r, by_arch) for r in records])
+        )
+        result = {
+            "settings": settings,
+            "objectives": names,
+            # the hypervolume of the archive the selection was made from (NSGANetV2/CNAS's fraction)
+            **_last_hypervolume(run.run_dir / "search"),
+            "selected": [
+                {"name": s.name, "arch": s.record["arch"], "reasons": list(s.reasons)}
+                for s in chosen
+            ],
+        }
+        write_json_atomic(marker, result)
+        log.info("select: %d architectures written to %s", len(chosen), fdir)
+        return result
+
+
+def _last_hypervolume(sdir: Path) -> dict[str, Any]:
+    """``hv``, ``hv_raw`` and ``hv_ref`` of the search's last iteration file (``{}``: none)."""
+    iters = sorted(sdir.glob("iter_*.json"), key=lambda p: int(p.stem.split("_")[-1]))
+    if not iters:
+        return {}
+    last = json.loads(iters[-1].read_text())
+    return {k: last.get(k) for k in ("hv", "hv_raw", "hv_ref")}
+
+
+#: the files run_select writes into each ``final/<name>/`` folder
+_SELECTION_FILES = {"arch.txt", "config.json", "stats.json", "weights.pt"}
+
+
+def _remove_previous_selection(fdir: Path, previous: dict[str, Any], keep: set[str]) -> None:
+    """Delete the folders of an earlier selection, unless they hold files nasx did not write."""
+    for entry in previous.get("selected", []):
+        name = str(entry.get("name", ""))
+        folder = fdir / name
+        if name in keep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in {".", ".."}:
+            continue
+        if not folder.is_dir():
+            continue
+        if {p.name for p in folder.iterdir()} <= _SELECTION_FILES and not any(
+            p.is_dir() for p in folder.iterdir()
+        ):
+            shutil.rmtree(folder)
+        else:
+            log.warning("select: %s holds other files; left in place", folder)
+
+
+def _record_row(
+    rec: dict[str, Any], chosen: dict[str, Selection], position: int | None = None
+) -> dict[str, Any]:
+    """One CSV row: the record's arch, metric values, costs and ground truth, and its folder."""
+    sel = chosen.get(rec["arch"])
+    row: dict[str, Any] = {} if position is None else {"position": position}
+    row.update(arch=rec["arch"], failed="yes" if rec.get("failed") else "no")
+    row.update(rec.get("metric") or {})
+    row.update(rec.get("objectives") or {})
+    row.update({f"gt_{k}": v for k, v in (rec.get("ground_truth") or {}).items()})
+    row.update(
+        selected="yes" if sel is not None else "no",
+        name=sel.name if sel is not None else "",
+        reasons="+".join(sel.reasons) if sel is not None else "",
+    )
+    return row
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    """CSV with the union of the rows' keys as header (first-seen order)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
