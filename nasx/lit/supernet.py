@@ -35,8 +35,8 @@ class SupernetLitModule(L.LightningModule):
         paths = self.recipe.paths(self.net, self.seed, self.global_step)
         loss, logits = self.recipe.loss(self.net, x, y, paths)
         acc = (logits.argmax(1) == y).float().mean()
-        self.log("supernet/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-        self.log("supernet/acc", acc, prog_bar=True, on_step=False, on_epoch=True)
+        self.log("supernet/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        self.log("supernet/acc", acc, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def configure_optimizers(self) -> Any:

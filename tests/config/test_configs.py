@@ -50,6 +50,7 @@ def test_option_composes_and_instantiates(compose_cfg, group: str, option: str, 
         make = instantiate(node, _partial_=True)
         if node.accelerator == "gpu" and not torch.cuda.is_available():
             make.keywords["accelerator"] = "cpu"  # the rest of the node is still checked
+            make.keywords["devices"] = 1
             make.keywords["precision"] = (
                 "32-true"
                 if make.keywords["precision"] == "16-mixed"

@@ -13,6 +13,7 @@ from nasx.errors import NasxError
 from nasx.io import write_json_atomic
 from nasx.stages import RunContext, Stage, register_stage, stage_names, stages_in_order
 from nasx.stages.supernet import save_checkpoint
+from tests.conftest import run_cli
 
 
 def test_registered_stages_run_in_pipeline_order() -> None:
@@ -59,6 +60,22 @@ def test_other_ranks_write_nothing_and_do_not_search(
     out = pipeline.run(cfg, tmp_path)
     assert set(out) == {"run_dir"}
     assert not any(tmp_path.iterdir())  # no config stamp, no search/, no final/
+
+
+def test_two_process_ddp_trains_on_both_ranks_and_searches_once(tmp_path: Path) -> None:
+    """Real DDP on two CPU processes (gloo), as ``trainer=ddp`` runs it on GPUs."""
+    proc = run_cli(
+        "experiment=smoke",
+        "trainer.strategy=ddp_find_unused_parameters_true",
+        "trainer.devices=2",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "supernet" / "final.ckpt").is_file()
+    assert not list((tmp_path / "supernet").glob(".*.tmp"))  # every rename found its file
+    lines = (tmp_path / "search" / "evaluations.jsonl").read_text().splitlines()
+    assert len(lines) == 8  # rank 1 did not search: no architecture was evaluated twice
+    assert (tmp_path / "final" / "selection.json").is_file()
 
 
 class _FakeStrategy:
