@@ -7,7 +7,7 @@ valid images are cut into device batches once per context (`valid_loader`), for 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from nasx.data.base import ImageData
+from nasx.data.resolution import ResizedLoader, resize_batch
 from nasx.metric.bn import recalibrate_bn
 from nasx.optim.finetune import FinetuneSpec
 from nasx.search_space.base import Architecture, SearchSpace
@@ -118,6 +119,7 @@ class MetricContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     _final_state: dict[str, torch.Tensor] | None = None
     _batches: DeviceBatchCache = field(default_factory=DeviceBatchCache)
+    _resized: dict[tuple[Any, ...], DataLoader[_Batch]] = field(default_factory=dict)
 
     @property
     def final_state(self) -> dict[str, torch.Tensor]:
@@ -138,9 +140,34 @@ class MetricContext:
             )
         return self.supernet
 
-    def valid_loader(self, images: int) -> DataLoader[_Batch]:
-        """The first ``images`` valid images as device batches, cut once per context."""
-        return self._batches.loader(self.data, "valid", images, self.device)
+    def valid_loader(self, images: int, arch: Architecture | None = None) -> DataLoader[_Batch]:
+        """The first ``images`` valid images as device batches, cut once per context.
+
+        With ``arch``, at that architecture's input resolution (`SearchSpace.input_shape_of`),
+        resized and centre-cropped as NSGANetV2 evaluates (`nasx.data.resolution`).
+        """
+        loader = self._batches.loader(self.data, "valid", images, self.device)
+        size = self._resolution(arch)
+        if size is None:
+            return loader
+        key = ("valid", images, size, str(self.device))
+        if key not in self._resized:
+            batches = [(resize_batch(x, size, train=False), y) for x, y in loader]
+            self._resized[key] = DataLoader(_Batches(batches), batch_size=None, shuffle=False)
+        return self._resized[key]
+
+    def train_loader(self, seed: int, arch: Architecture | None = None) -> Any:
+        """Training batches shuffled by ``seed``, at ``arch``'s input resolution when given."""
+        loader = self.data.train_loader(seed)
+        size = self._resolution(arch)
+        return loader if size is None else ResizedLoader(loader, size, train=True)
+
+    def _resolution(self, arch: Architecture | None) -> int | None:
+        """``arch``'s input size when it differs from the data's, else ``None``."""
+        if arch is None:
+            return None
+        size = int(self.space.input_shape_of(arch)[-1])
+        return None if size == int(self.space.input_shape[-1]) else size
 
     def calibrated(
         self,
@@ -149,19 +176,30 @@ class MetricContext:
         recal_images: int,
         bn_momentum: float | None = 0.1,
         finetune: FinetuneSpec | None = None,
+        data_seed: int | None = None,
+        recalibrate_first: bool = False,
+        prepare: Callable[[nn.Module], None] | None = None,
     ) -> nn.Module:
         """``arch`` with inherited weights, ready to score, in eval mode.
 
-        One seed is drawn from ``generator`` for the training loader; with ``finetune`` (and
-        at least one epoch) the candidate is fine-tuned on it and keeps the BN statistics of
-        its own training (FlatNAS), otherwise BN is recalibrated on ``recal_images`` images
-        (GeNAS; ``bn_momentum`` 0.1 is its EMA, ``None`` an exact average).
+        One seed is drawn from ``generator`` for the training loader (``data_seed`` fixes it
+        instead: NSGANetV2 recalibrates every candidate on the same subset). ``prepare`` edits
+        the network first (NSGANetV2 resets the classifier). With ``finetune`` (and at least
+        one epoch) the candidate is fine-tuned and keeps the BN statistics of its own training
+        (FlatNAS), or is recalibrated first and then fine-tuned (``recalibrate_first``,
+        NSGANetV2 §3); otherwise BN is recalibrated on ``recal_images`` images (GeNAS;
+        ``bn_momentum`` 0.1 is its EMA, ``None`` an exact average). Training batches come at
+        the architecture's input resolution (`train_loader`).
         """
         net = self.trained_supernet.extract(arch)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        loader = self.data.train_loader(seed)
-        if finetune is not None and finetune.epochs > 0:
-            self.runner.finetune(net, loader, finetune)
-        else:
+        loader = self.train_loader(seed if data_seed is None else data_seed, arch)
+        if prepare is not None:
+            prepare(net)
+        tune = finetune is not None and finetune.epochs > 0
+        if not tune or recalibrate_first:
             recalibrate_bn(net, loader, recal_images, bn_momentum, self.device)
+        if tune:
+            assert finetune is not None
+            self.runner.finetune(net, loader, finetune)
         return net.eval()

@@ -89,7 +89,7 @@ class FlatnessMetric(Metric):
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
     ) -> dict[str, float]:
         net = ctx.calibrated(arch, generator, self.recal_images, self.bn_momentum)
-        loader = ctx.valid_loader(self.val_images)
+        loader = ctx.valid_loader(self.val_images, arch)
         params = [p for p in net.parameters()]
         base = [p.detach().clone() for p in params] if self.noise == "fresh" else []
         device = params[0].device if params else ctx.device

@@ -97,7 +97,7 @@ class RobustnessMetric(Metric):
         net = ctx.calibrated(
             arch, generator, self.recal_images, self.bn_momentum, finetune=self.finetune
         )
-        loader = ctx.valid_loader(self.val_images)
+        loader = ctx.valid_loader(self.val_images, arch)
         acc0 = 100.0 * ctx.runner.evaluate(net, loader).accuracy
         params = [p for p in net.parameters()]
         saved = [p.detach().clone() for p in params]

@@ -83,5 +83,5 @@ class ActivationsObjective(Objective):
         self.round_to = round_to
 
     def _compute(self, arch: Architecture, space: SearchSpace) -> float:
-        value = count_activations(space.build_network(arch), space.network_input_shape) / 1e6
+        value = count_activations(space.build_network(arch), space.input_shape_of(arch)) / 1e6
         return value if self.round_to is None else round(value, self.round_to)

@@ -51,4 +51,4 @@ class FlopsObjective(Objective):
     name = "flops"
 
     def _compute(self, arch: Architecture, space: SearchSpace) -> float:
-        return count_macs(space.build_network(arch), space.network_input_shape)
+        return count_macs(space.build_network(arch), space.input_shape_of(arch))

@@ -84,8 +84,8 @@ class TinyMLObjective(Objective):
         net = space.build_network(arch)
         out = {
             "params": count_params(net),
-            "macs": count_macs(net, space.network_input_shape),
-            "activations": count_activations(net, space.network_input_shape) / 1e6,
+            "macs": count_macs(net, space.input_shape_of(arch)),
+            "activations": count_activations(net, space.input_shape_of(arch)) / 1e6,
         }
         if self.round_to is not None:
             out = {k: round(v, self.round_to) for k, v in out.items()}

@@ -128,6 +128,15 @@ class SearchSpace(ABC):
         """
         return self.build_network(arch)
 
+    def input_shape_of(self, arch: Architecture) -> tuple[int, int, int]:
+        """(channels, height, width) at which ``arch``'s network is costed and evaluated.
+
+        The default is `network_input_shape` for every architecture; a space with a resolution
+        gene (OFA MobileNetV3) returns the architecture's own resolution, and the costs, the
+        profile and the metric context follow it.
+        """
+        return self.network_input_shape
+
     @property
     def network_input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) at which `build_network`'s network is costed.
@@ -175,6 +184,18 @@ class SearchSpace(ABC):
         space has no latency layers.
         """
         return None
+
+    def reference_files(self, arch: Architecture) -> dict[str, Any]:
+        """Extra JSON files, in a seed's own format, written beside each selected architecture.
+
+        Name -> JSON-able content (NSGANetV2's ``net.subnet`` and ``net.config`` for the OFA
+        space); the default writes none.
+        """
+        return {}
+
+    #: names under which the selected architecture's inherited weights are saved
+    #: (``{"state_dict": ...}``); a space adds its seed's name (NSGANetV2: ``net.inherited``)
+    weights_files: tuple[str, ...] = ("weights.pt",)
 
     def describe(self) -> dict[str, Any]:
         """Plain-data description written next to each selected architecture."""

@@ -54,7 +54,7 @@ class ProfileStage(Stage):
     ``profile.json`` holds the request and one entry per architecture: ``arch`` (canonical),
     ``params``, ``macs`` and ``activations`` in millions (and ``lut_flops``, the seed's own
     FLOPs lookup table, where the space has one), at the network's input size
-    (`SearchSpace.network_input_shape`) with ``profile.num_classes`` classifier outputs
+    (`SearchSpace.input_shape_of`) with ``profile.num_classes`` classifier outputs
     (``null``: the dataset's; the papers' ImageNet figures use 1000).
     """
 
@@ -77,12 +77,13 @@ class ProfileStage(Stage):
             else build("space", cfg.space, num_classes=int(classes))
         )
         archs = [space.parse(text) for text in requested_archs(run)]
-        shape = space.network_input_shape
         entries = []
         for arch in archs:
             net = space.build_network(arch)
+            shape = space.input_shape_of(arch)
             entry = {
                 "arch": space.to_str(arch),
+                "input_shape": list(shape),
                 "params": count_params(net),
                 "macs": count_macs(net, shape),
                 "activations": count_activations(net, shape) / 1e6,
@@ -100,7 +101,7 @@ class ProfileStage(Stage):
         result = {
             "request": _request(run),
             "space": space.describe(),
-            "input_shape": list(shape),
+            "input_shape": list(space.network_input_shape),
             "architectures": entries,
         }
         write_json_atomic(self.outputs(run)[0], result)

@@ -90,12 +90,18 @@ class SelectStage(Stage):
             key = space.to_str(space.parse(text))
             chosen.append(Selection(f"given_{k:02d}", known.get(key, {"arch": key}), ("given",)))
         if previous is not None:
-            _remove_previous_selection(fdir, previous, keep={s.name for s in chosen})
+            refs = {
+                n for sel in chosen for n in space.reference_files(space.parse(sel.record["arch"]))
+            }
+            ours = _SELECTION_FILES | set(space.weights_files) | refs
+            _remove_previous_selection(fdir, previous, {s.name for s in chosen}, ours)
         for sel in chosen:
             arch = space.parse(sel.record["arch"])
             out = fdir / sel.name
             write_text_atomic(out / "arch.txt", sel.record["arch"] + "\n")
             write_json_atomic(out / "config.json", {**space.describe(), "genes": list(arch.genes)})
+            for name, content in space.reference_files(arch).items():
+                write_json_atomic(out / name, content)
             stats = {
                 k: sel.record.get(k) for k in ("arch", "metric", "objectives", "F", "ground_truth")
             }
@@ -108,7 +114,8 @@ class SelectStage(Stage):
             write_json_atomic(out / "stats.json", {**stats, "objective_names": names, **why})
             if run.parts.metric.needs_supernet:
                 net = run.supernet.extract(arch).cpu()
-                save_torch_atomic(out / "weights.pt", {"state_dict": net.state_dict()})
+                for name in space.weights_files:
+                    save_torch_atomic(out / name, {"state_dict": net.state_dict()})
         by_arch = {s.record["arch"]: s for s in chosen}
         front = front_records(records, sc.n_exits)
         write_text_atomic(
@@ -146,8 +153,13 @@ def _last_hypervolume(sdir: Path) -> dict[str, Any]:
 _SELECTION_FILES = {"arch.txt", "config.json", "stats.json", "weights.pt"}
 
 
-def _remove_previous_selection(fdir: Path, previous: dict[str, Any], keep: set[str]) -> None:
-    """Delete the folders of an earlier selection, unless they hold files nasx did not write."""
+def _remove_previous_selection(
+    fdir: Path, previous: dict[str, Any], keep: set[str], ours: set[str]
+) -> None:
+    """Delete the folders of an earlier selection, unless they hold files nasx did not write.
+
+    ``ours`` names the files a selection folder may hold (the rest is the user's).
+    """
     for entry in previous.get("selected", []):
         name = str(entry.get("name", ""))
         folder = fdir / name
@@ -155,7 +167,7 @@ def _remove_previous_selection(fdir: Path, previous: dict[str, Any], keep: set[s
             continue
         if not folder.is_dir():
             continue
-        if {p.name for p in folder.iterdir()} <= _SELECTION_FILES and not any(
+        if {p.name for p in folder.iterdir()} <= ours and not any(
             p.is_dir() for p in folder.iterdir()
         ):
             shutil.rmtree(folder)

@@ -9,13 +9,14 @@ and in-place distillation override.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from nasx.data.resolution import resize_batch
 from nasx.supernet.base import Supernet
 
 #: ``optimizer(params) -> torch.optim.Optimizer`` (a ``_partial_`` node)
@@ -92,12 +93,22 @@ class TrainingRecipe:
         total: torch.Tensor | None = None
         first: torch.Tensor | None = None
         for path in paths:
-            logits = supernet(x, path)
+            logits = supernet(self.inputs_for(x, path), path)
             term = nn.functional.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
             total = term if total is None else total + term
             first = logits if first is None else first
         assert total is not None and first is not None, "paths() returned no path"
         return total, first
+
+    @staticmethod
+    def inputs_for(x: torch.Tensor, path: Any) -> torch.Tensor:
+        """``x`` at the path's input resolution.
+
+        A path with an ``"r"`` (OFA MobileNetV3's resolution gene) gets its batch resized to
+        r, as OFA trains at a sampled resolution; other paths get ``x`` unchanged.
+        """
+        r = path.get("r") if isinstance(path, Mapping) else None
+        return x if r is None else resize_batch(x, int(r), train=True)
 
     def configure_optimizers(
         self, params: Iterable[nn.Parameter], steps_per_epoch: int
