@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 ARCHS_FORMS = (
     "sample:N (N >= 1 distinct architectures drawn uniformly), all (every architecture of an "
-    "enumerable space), or the path of a text file with one architecture per line"
+    "enumerable space), or the path of a text file with one architecture per line (or of an "
+    "NSGANetV2/CNAS iter_<t>.stats archive)"
 )
 #: the ground-truth column drawn in the scatter plot when the space has it
 PLOT_COLUMN = "cifar10_test_acc_200ep"
@@ -103,16 +104,35 @@ def choose_archs(text: str, space: SearchSpace, seed: int) -> list[Architecture]
     return list(seen.values())
 
 
+def _archive_entries(path: Path) -> list[str] | None:
+    """The subnets of an NSGANetV2/CNAS ``iter_<t>.stats`` file as JSON strings (else ``None``).
+
+    Such a file is one JSON object whose ``archive`` lists ``[subnet, top1_err, sec_obj]``
+    (reference §4).
+    """
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(content, dict) or not isinstance(content.get("archive"), list):
+        return None
+    return [json.dumps(entry[0]) for entry in content["archive"] if entry]
+
+
 def _read_arch_file(path: Path, space: SearchSpace) -> list[Architecture]:
+    """Architectures of a text file (one per line) or of an ``iter_<t>.stats`` archive."""
     archs: dict[str, Architecture] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    entries = _archive_entries(path)
+    lines = entries if entries is not None else path.read_text().splitlines()
+    for lineno, line in enumerate(lines, start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
         try:
             arch = space.parse(text)
         except NasxError as exc:
-            raise NasxError(f"correlate.archs file {path}, line {lineno}: {exc}") from None
+            where = "entry" if entries is not None else "line"
+            raise NasxError(f"correlate.archs file {path}, {where} {lineno}: {exc}") from None
         archs.setdefault(space.to_str(arch), arch)
     if not archs:
         raise NasxError(f"correlate.archs file {path} names no architecture: one per line")

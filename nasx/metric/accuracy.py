@@ -54,6 +54,12 @@ class AccuracyMetric(Metric):
         finetune_batches: limit each fine-tuning epoch to this many batches (``None``: all).
         reset_classifier: reset the classifier before fine-tuning (NSGANetV2: yes).
         classifier_dropout: dropout in front of the reset classifier (NSGANetV2 0.2).
+        finetune_momentum, finetune_weight_decay, finetune_nesterov: the fine-tuning SGD
+            (NSGANetV2: 0.9, 4e-5, Nesterov; CNAS §6.8: 0.9, 5e-5, plain).
+        finetune_schedule: ``cosine`` (per-iteration cosine to 0, NSGANetV2) or
+            ``cnas_per_batch`` (CNAS's ``CosineAnnealingLR(T_max=epochs)`` stepped per batch).
+        recalibrate_before_finetune: recalibrate BN before fine-tuning (NSGANetV2); CNAS
+            fine-tunes the inherited statistics as they are (``False``).
     """
 
     name = "accuracy"
@@ -72,6 +78,11 @@ class AccuracyMetric(Metric):
         finetune_batches: int | None = None,
         reset_classifier: bool = True,
         classifier_dropout: float = 0.2,
+        finetune_momentum: float = 0.9,
+        finetune_weight_decay: float = 4e-5,
+        finetune_nesterov: bool = True,
+        finetune_schedule: str = "cosine",
+        recalibrate_before_finetune: bool = True,
     ) -> None:
         if recal_images < 1 or val_images < 1:
             raise ValueError("metric.recal_images and metric.val_images must be >= 1")
@@ -85,12 +96,13 @@ class AccuracyMetric(Metric):
             epochs=finetune_epochs,
             optimizer="sgd",
             lr=finetune_lr,
-            momentum=0.9,
-            weight_decay=4e-5,
-            nesterov=True,
+            momentum=finetune_momentum,
+            weight_decay=finetune_weight_decay,
+            nesterov=finetune_nesterov,
             max_batches=finetune_batches,
-            schedule="cosine",
+            schedule=finetune_schedule,
         )
+        self.recalibrate_before_finetune = recalibrate_before_finetune
         self.reset_classifier, self.classifier_dropout = reset_classifier, classifier_dropout
 
     def _compute(
@@ -118,7 +130,7 @@ class AccuracyMetric(Metric):
                     self.bn_momentum,
                     finetune=self.finetune,
                     data_seed=self.recal_seed,
-                    recalibrate_first=True,
+                    recalibrate_first=self.recalibrate_before_finetune,
                     prepare=prepare,
                 )
         res = ctx.runner.evaluate(net, ctx.valid_loader(self.val_images, arch))

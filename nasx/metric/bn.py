@@ -20,8 +20,10 @@ def recalibrate_bn(
     """Reset every BN's running statistics and re-estimate them on training batches.
 
     As GeNAS: forward ``ceil(images / batch_size)`` batches of a fresh iterator in ``train()``
-    mode; with ``momentum=0.1`` the statistics are an EMA from the reset values (the original),
-    with ``momentum=None`` an exact cumulative average. Leaves ``net`` in evaluation mode.
+    mode (a loader with fewer batches is read again until that many have passed, so an EMA
+    gets its updates on a small dataset); with ``momentum=0.1`` the statistics are an EMA
+    from the reset values (the original), with ``momentum=None`` an exact cumulative average.
+    Leaves ``net`` in evaluation mode.
     """
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in bns]
@@ -30,10 +32,16 @@ def recalibrate_bn(
         m.momentum = momentum
     net.train()
     batches = math.ceil(images / (loader.batch_size or 1))
-    for k, (x, _) in enumerate(loader):
-        if k >= batches:
-            break
-        net(x.to(device) if device is not None else x)
+    seen = 0
+    while seen < batches:  # a loader shorter than asked is read again (tiny datasets)
+        start = seen
+        for x, _ in loader:
+            if seen >= batches:
+                break
+            net(x.to(device) if device is not None else x)
+            seen += 1
+        if seen == start:
+            break  # an empty loader
     for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
     return net.eval()

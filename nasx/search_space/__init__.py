@@ -5,5 +5,13 @@ from nasx.search_space.base import SearchSpace as SearchSpace
 from nasx.search_space.darts import DartsSpace as DartsSpace
 from nasx.search_space.mobilenet import MobileNetSpace as MobileNetSpace
 from nasx.search_space.nb201 import NB201Space as NB201Space
+from nasx.search_space.ofa_mbv3 import OFAMobileNetV3Space as OFAMobileNetV3Space
 
-__all__ = ["Architecture", "DartsSpace", "MobileNetSpace", "NB201Space", "SearchSpace"]
+__all__ = [
+    "Architecture",
+    "DartsSpace",
+    "MobileNetSpace",
+    "NB201Space",
+    "OFAMobileNetV3Space",
+    "SearchSpace",
+]

@@ -421,3 +421,15 @@ def test_evaluation_runner_honours_the_trainer_preset(compose_cfg):
     runner.evaluate(mixed, loader)
     assert mixed.seen == [torch.bfloat16] * 2
     assert compose_cfg("trainer=gpu").trainer.precision == "16-mixed"
+
+
+def test_recalibration_reads_a_short_loader_again():
+    """Asked for more images than the loader holds, the EMA still gets every update."""
+    bn = nn.BatchNorm2d(1)
+    net = nn.Sequential(bn)
+    x = torch.full((4, 1, 2, 2), 3.0) + torch.arange(4.0).view(4, 1, 1, 1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x), batch_size=4)
+    recalibrate_bn(net, loader, images=40, momentum=0.1)  # 10 batches from a 1-batch loader
+    assert int(bn.num_batches_tracked) == 10
+    # EMA from the reset mean 0 towards the batch mean 4.5: 4.5 * (1 - 0.9 ** 10)
+    assert float(bn.running_mean[0]) == pytest.approx(4.5 * (1 - 0.9**10), rel=1e-5)

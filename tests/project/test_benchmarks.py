@@ -46,3 +46,18 @@ def test_lut_fidelity_quick(tmp_path: Path) -> None:
         # random archs plus the extremes, every one priced by the LUT and timed whole
         assert r.n_archs > 4 and r.n_keys > 5 and -1.0 <= r.tau <= 1.0 and r.ratio > 0
     assert out.read_text().count("lut_fidelity:start") == 1
+
+
+def test_ofa_supernet_quick(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "ofa_supernet", ROOT / "benchmarks" / "ofa_supernet.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    out = tmp_path / "RESULTS.md"
+    res = mod.main(["--quick", "--write-results", "--results", str(out)])
+    # the same subnets, resolutions and batches on both sides: identical final weights
+    assert res["max_abs_diff"] < 1e-6 and res["steps"] >= 1
+    assert out.read_text().count("ofa_supernet:start") == 1

@@ -176,8 +176,9 @@ def test_sample_path_shape_and_no_dead_node():
     for n in (1, 2, 5):
         space = NB201Space(num_classes=4, channels=4, cells_per_stage=n, image_size=8)
         rng = np.random.default_rng(n)
+        supernet = build_supernet(space)
         for _ in range(200):
-            path = build_supernet(space).sample_path(rng)
+            path = supernet.sample_path(rng)
             assert len(path) == 3 * n
             for cell in path:
                 assert len(cell) == 6 and all(0 <= k < len(OPS) for k in cell)
