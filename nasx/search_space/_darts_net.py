@@ -14,6 +14,7 @@ from typing import cast
 
 import torch
 from torch import nn
+from torchvision.ops import stochastic_depth
 
 from nasx.search_space._darts_ops import OPS, FactorizedReduce, ReLUConvBN, build_op
 
@@ -98,9 +99,17 @@ class Cell(nn.Module):
         self.edges = nn.ModuleDict(edges)
 
     def forward(
-        self, s0: torch.Tensor, s1: torch.Tensor, ops: Sequence[int] | None = None
+        self,
+        s0: torch.Tensor,
+        s1: torch.Tensor,
+        ops: Sequence[int] | None = None,
+        drop_prob: float = 0.0,
     ) -> torch.Tensor:
-        """Run the cell; the supernet cell needs ``ops`` (14 genes), a fixed cell ignores it."""
+        """Run the cell; the supernet cell needs ``ops`` (14 genes), a fixed cell ignores it.
+
+        ``drop_prob`` > 0 drops each non-identity op's output per sample while training
+        (DARTS's drop path; torchvision's ``stochastic_depth``, rescaled by 1 / (1 - p)).
+        """
         genes = self.ops if self.ops is not None else ops
         if genes is None:
             raise ValueError("a supernet cell needs the 14 op indices of its path")
@@ -113,7 +122,10 @@ class Cell(nn.Module):
                 op = self.edges[str(e)]
                 if self.ops is None:
                     op = cast(nn.ModuleList, op)[genes[e]]
-                terms.append(op(states[k]))
+                h = op(states[k])
+                if drop_prob > 0 and self.training and not isinstance(op, nn.Identity):
+                    h = stochastic_depth(h, drop_prob, "row", training=True)
+                terms.append(h)
             if not terms:  # only when a path breaks the two-inputs rule: the node is zero
                 step = 2 if self.reduction else 1
                 terms.append(states[1][:, :, ::step, ::step].mul(0.0))
@@ -134,9 +146,12 @@ class DartsNetwork(nn.Module):
             ``imagenet`` (NetworkImageNet: three stride-2 convolutions, for 224 x 224 inputs).
         pool_bn: follow each pooling with an affine BN, as the GeNAS supernet does; the
             stand-alone DARTS network does not.
+        auxiliary: add DARTS's auxiliary head after cell ``2 * layers // 3`` (retraining:
+            in training mode ``forward`` returns ``(logits, aux_logits)``). It is not part of
+            the published parameter and FLOP counts, so the costed network has none.
 
-    There is no auxiliary head and no drop-path: the GeNAS supernet has neither, and they do
-    not count towards the published parameters and FLOPs.
+    ``drop_path_prob`` (an attribute, 0 by default) is DARTS's drop path on every cell's
+    non-identity ops while training; a retraining recipe raises it over the epochs.
     """
 
     def __init__(
@@ -148,8 +163,12 @@ class DartsNetwork(nn.Module):
         genes: Sequence[int] | None = None,
         stem: str = "cifar",
         pool_bn: bool = True,
+        auxiliary: bool = False,
     ) -> None:
         super().__init__()
+        if auxiliary and genes is None:
+            raise ValueError("the auxiliary head belongs to a stand-alone network (give genes)")
+        self.drop_path_prob = 0.0
         if genes is not None and len(genes) != 2 * CELL_GENES:
             raise ValueError(f"a DARTS candidate has {2 * CELL_GENES} genes, got {len(genes)}")
         self.stem_kind = stem
@@ -165,6 +184,7 @@ class DartsNetwork(nn.Module):
             raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
         reductions = reduction_cells(layers)
         cells: list[nn.Module] = []
+        c_aux = 0
         for i in range(layers):
             reduction = i in reductions
             if reduction:
@@ -173,9 +193,15 @@ class DartsNetwork(nn.Module):
             cells.append(Cell(c_pp, c_p, c, reduction, reduction_prev, half, pool_bn))
             reduction_prev = reduction
             c_pp, c_p = c_p, 4 * c
+            if i == 2 * layers // 3:
+                c_aux = c_p
         self.cells = nn.ModuleList(cells)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
+        self.aux_index = 2 * layers // 3
+        self.auxiliary_head: nn.Module | None = (
+            AuxiliaryHead(c_aux, num_classes, imagenet=stem == "imagenet") if auxiliary else None
+        )
 
     def forward(self, x: torch.Tensor, path: Sequence[int] | None = None) -> torch.Tensor:
         """Logits; the supernet runs ``path`` (28 genes), a stand-alone network its own genes."""
@@ -184,7 +210,42 @@ class DartsNetwork(nn.Module):
         else:
             s0 = self.stem0(x)
             s1 = self.stem1(s0)
-        for cell in self.cells:
+        aux: torch.Tensor | None = None
+        for i, cell in enumerate(self.cells):
             ops = None if path is None else cell_half(path, cast(Cell, cell).reduction)
-            s0, s1 = s1, cell(s0, s1, ops)
-        return self.classifier(self.global_pooling(s1).flatten(1))
+            s0, s1 = s1, cell(s0, s1, ops, self.drop_path_prob)
+            if i == self.aux_index and self.auxiliary_head is not None and self.training:
+                aux = self.auxiliary_head(s1)
+        logits = self.classifier(self.global_pooling(s1).flatten(1))
+        return logits if aux is None else (logits, aux)  # type: ignore[return-value]
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS's auxiliary classifier (``AuxiliaryHeadCIFAR`` / ``AuxiliaryHeadImageNet``).
+
+    ReLU, 5 x 5 average pooling (stride 3 on CIFAR's 8 x 8 maps, 2 on ImageNet's 14 x 14),
+    1 x 1 conv to 128, BN, ReLU, 2 x 2 conv to 768, BN (CIFAR only, as DARTS), ReLU, linear.
+    A map smaller than the pooling window (CPU-sized inputs) is pooled to 2 x 2 adaptively.
+    """
+
+    def __init__(self, channels: int, num_classes: int, imagenet: bool = False) -> None:
+        super().__init__()
+        self.stride = 2 if imagenet else 3
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.Identity() if imagenet else nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu(x)
+        if min(x.shape[-2:]) >= 5:
+            x = nn.functional.avg_pool2d(x, 5, self.stride, 0, count_include_pad=False)
+        else:
+            x = nn.functional.adaptive_avg_pool2d(x, 2)
+        x = self.features(x)
+        return self.classifier(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))

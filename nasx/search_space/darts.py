@@ -288,7 +288,11 @@ class DartsSpace(SearchSpace):
         return _darts_latency.latency_layer(key)
 
     # --- networks ------------------------------------------------------------------------
-    def build_network(self, arch: Architecture) -> DartsNetwork:
+    def build_network(self, arch: Architecture, auxiliary: bool = False) -> DartsNetwork:
+        """The searched cell's evaluation network (``net_*`` settings), freshly initialised.
+
+        ``auxiliary`` adds DARTS's auxiliary head for retraining (not in the costs).
+        """
         return DartsNetwork(
             self.net_channels,
             self.net_layers,
@@ -297,6 +301,7 @@ class DartsSpace(SearchSpace):
             genes=arch.genes,
             stem=self.net_stem,
             pool_bn=False,
+            auxiliary=auxiliary,
         )
 
     def build_search_network(self, arch: Architecture) -> DartsNetwork:

@@ -436,3 +436,34 @@ def test_latency_keys_name_layers_of_the_right_shape(stem: str, tmp_path: Path):
     lut = measure_lut(space, tmp_path / "lut.yaml", repeats=1, number=1, n_samples=0)
     total = LatencyObjective(device=None, lut=str(tmp_path / "lut.yaml"))(arch, space)
     assert total == pytest.approx(sum(lut[k]["mean"] for k in keys))
+
+
+def test_retraining_network_has_darts_auxiliary_head_and_drop_path():
+    space = DartsSpace(
+        num_classes=10, net_stem="cifar", net_channels=8, net_layers=8, net_image_size=32
+    )
+    arch = space.parse("DARTS_V2")
+    plain = space.build_network(arch)
+    torch.manual_seed(0)
+    net = space.build_network(arch, auxiliary=True)
+    # the auxiliary head is an extra: the costed network's parameters are all in it
+    aux_params = sum(p.numel() for p in net.auxiliary_head.parameters())
+    assert sum(p.numel() for p in net.parameters()) == (
+        sum(p.numel() for p in plain.parameters()) + aux_params
+    )
+    x = torch.randn(4, 3, 32, 32)
+    net.train()
+    logits, aux = net(x)
+    assert logits.shape == aux.shape == (4, 10)
+    net.eval()
+    assert net(x).shape == (4, 10)  # evaluation returns the logits alone
+    # drop path: identical in eval mode, random per sample while training
+    net.drop_path_prob = 0.5
+    with torch.no_grad():
+        assert torch.equal(net(x), net(x))
+        net.train()
+        torch.manual_seed(1)
+        a = net(x)[0]
+        torch.manual_seed(2)
+        b = net(x)[0]
+    assert not torch.equal(a, b)
