@@ -92,6 +92,7 @@ class NasxConfig:
     surrogate: Any = MISSING
     trainer: Any = MISSING
     logger: Any = MISSING
+    retrain: Any = MISSING
     select: SelectConfig = field(default_factory=SelectConfig)
     correlate: CorrelateConfig = field(default_factory=CorrelateConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
@@ -119,7 +120,16 @@ register()
 #: the largest seed NumPy's legacy seeding and Lightning's ``seed_everything`` accept (2**32 - 1)
 MAX_SEED = 2**32 - 1
 #: groups whose node is one ``_target_`` instantiated with explicit arguments
-TARGET_GROUPS = ("space", "dataset", "supernet", "metric", "search", "trainer", "logger")
+TARGET_GROUPS = (
+    "space",
+    "dataset",
+    "supernet",
+    "metric",
+    "search",
+    "trainer",
+    "logger",
+    "retrain",
+)
 #: keys of the ``supernet`` node that say where weights come from, not how to train them
 SUPERNET_SOURCE_KEYS = ("checkpoint", "init_checkpoint")
 #: arguments supplied by the pipeline at instantiation, not by the config
@@ -306,6 +316,7 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     # the profile stage's request and the stages' own settings change no archive
     for key in ("stages", "progress", "logger", "trainer", "select", "correlate", "profile"):
         keep.pop(key, None)
+    keep.pop("retrain", None)  # the recipe of a later stage: a search's directory stays valid
     for key in ("arch", "archs"):
         keep.pop(key, None)
     return {str(k): v for k, v in keep.items()}

@@ -26,6 +26,29 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def build_transforms(
+    image_size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    resize_ratio: float,
+    augment: bool,
+) -> tuple[v2.Transform, v2.Transform]:
+    """``(train, evaluate)`` transforms of PIL images, the ImageNet convention.
+
+    Evaluation resizes the short side to ``image_size / resize_ratio`` and centre-crops;
+    training (``augment``) takes a ``RandomResizedCrop`` (scale 0.08-1) and a horizontal flip.
+    """
+    norm = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    resize = int(round(image_size / resize_ratio))
+    evaluate = v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size), *norm])
+    if not augment:
+        return evaluate, evaluate
+    train = v2.Compose(
+        [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(), *norm]
+    )
+    return train, evaluate
+
+
 class _Relabelled(Dataset[tuple[torch.Tensor, int]]):
     """A dataset whose labels are replaced (RLNAS random labels)."""
 
@@ -107,19 +130,8 @@ class ImageFolderData(ImageData):
             raise NasxError(
                 f"image folders are RGB: the space must take 3 channels, not {in_channels}"
             )
-        norm = [
-            v2.ToImage(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(self.mean, self.std),
-        ]
-        resize = int(round(image_size / self.resize_ratio))
-        evaluate = v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size), *norm])
-        train_tf = (
-            v2.Compose(
-                [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(), *norm]
-            )
-            if self.augment
-            else evaluate
+        train_tf, evaluate = build_transforms(
+            image_size, self.mean, self.std, self.resize_ratio, self.augment
         )
         train_dir, val_dir = self._folder("train"), self._folder("val")
         try:

@@ -2,6 +2,7 @@
 
 from nasx.stages import correlate as _correlate  # noqa: F401  (registration)
 from nasx.stages import profile as _profile  # noqa: F401  (registration)
+from nasx.stages import retrain as _retrain  # noqa: F401  (registration)
 from nasx.stages import search as _search  # noqa: F401  (registration)
 from nasx.stages import select as _select  # noqa: F401  (registration)
 from nasx.stages import supernet as _supernet  # noqa: F401  (registration)

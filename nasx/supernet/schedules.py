@@ -55,3 +55,29 @@ def linear_decay(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(_linear, lr=lr, total=T_max * steps_per_epoch, eta_min=eta_min)
     )
+
+
+def _warmup_linear(epoch: int, epochs: int, warmup: int, floor: float) -> float:
+    tail = epochs - warmup
+    factor = (tail - epoch) / tail if epoch < tail else (epochs - epoch) / (tail * warmup)
+    if epoch < warmup:
+        factor *= (epoch + 1) / warmup
+    return max(factor, floor)
+
+
+def warmup_linear(
+    optimizer: torch.optim.Optimizer, T_max: int, warmup: int = 5, eta_min: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """GeNAS/RLNAS ImageNet retraining's per-epoch schedule (``retrain.py`` ``adjust_lr``).
+
+    With E = ``T_max`` epochs and w = ``warmup``: lr(e) = lr · (E − w − e) / (E − w) while
+    e < E − w, then lr · (E − e) / ((E − w) · w); the first w epochs are also multiplied by
+    (e + 1) / w (reference seed-genas-rlnas.md A.4). The rate never falls below ``eta_min``
+    (0: none, as the reference).
+    """
+    if not 0 <= warmup < T_max:
+        raise ValueError(f"warmup={warmup} must be in [0, T_max={T_max})")
+    floor = eta_min / _initial_lr(optimizer)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(_warmup_linear, epochs=T_max, warmup=max(warmup, 1), floor=floor)
+    )

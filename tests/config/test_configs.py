@@ -24,6 +24,7 @@ GROUPS = [
     "surrogate",
     "trainer",
     "logger",
+    "retrain",
 ]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"

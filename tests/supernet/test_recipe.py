@@ -100,3 +100,23 @@ def test_paths_depend_on_seed_and_step_only_and_loss_uses_label_smoothing() -> N
     want = torch.nn.functional.cross_entropy(supernet(x, paths[0]), y, label_smoothing=0.1)
     assert torch.allclose(loss, want) and logits.shape == (6, 4)
     assert paths[0] == supernet.sample_path(np.random.default_rng([0, 0]))
+
+
+def test_warmup_linear_is_genas_imagenet_adjust_lr() -> None:
+    from nasx.supernet.schedules import warmup_linear
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    sched = warmup_linear(opt, T_max=250, warmup=5)
+    lrs = []
+    for _ in range(250):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+
+    def ref(e: int) -> float:  # GeNAS retrain.py adjust_lr with the warm-up factor
+        lr = 0.5 * (245 - e) / 245 if 250 - e > 5 else 0.5 * (250 - e) / (245 * 5)
+        return lr * (e + 1) / 5 if e < 5 else lr
+
+    assert lrs == pytest.approx([ref(e) for e in range(250)], rel=1e-9)
+    with pytest.raises(ValueError, match="warmup"):
+        warmup_linear(opt, T_max=5, warmup=5)
