@@ -61,3 +61,17 @@ def test_ofa_supernet_quick(tmp_path: Path) -> None:
     # the same subnets, resolutions and batches on both sides: identical final weights
     assert res["max_abs_diff"] < 1e-6 and res["steps"] >= 1
     assert out.read_text().count("ofa_supernet:start") == 1
+
+
+def test_corruption_cost_quick(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "corruption_cost", ROOT / "benchmarks" / "corruption_cost.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    out = tmp_path / "RESULTS.md"
+    res = mod.main(["--quick", "--write-results", "--results", str(out)])
+    assert len(res) == 2 and all(v > 0 for v in res.values())
+    assert out.read_text().count("corruption_cost:start") == 1
