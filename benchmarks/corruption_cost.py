@@ -12,7 +12,6 @@ Run: ``python benchmarks/corruption_cost.py --write-results`` (``--quick`` for a
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from _results import cpu_clock, cpu_model, other_cores, write_section
 
+from nasx.data.cifar10 import _decode_jpegs
 from nasx.ood import CORRUPTIONS, corrupt_images, corruption_rng
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -34,20 +34,8 @@ def test_images(n: int, quick: bool) -> np.ndarray:
     files = sorted(CIFAR.glob("*.npz"))
     if quick or not files:
         return np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    from PIL import Image
-
     with np.load(files[0]) as z:
-        blob, offsets = z["test_jpeg"], z["test_offsets"]
-        return np.stack(
-            [
-                np.asarray(
-                    Image.open(io.BytesIO(blob[offsets[i] : offsets[i + 1]].tobytes())).convert(
-                        "RGB"
-                    )
-                )
-                for i in range(n)
-            ]
-        )
+        return _decode_jpegs(z["test_jpeg"], z["test_offsets"], np.arange(n))
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:

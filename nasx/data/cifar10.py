@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nasx.data._torchvision_sets import pick_subset
 from nasx.data.base import RawImages, TensorImageData
 from nasx.errors import NasxError
 
@@ -65,10 +66,7 @@ class CIFAR10Data(TensorImageData):
         self.limit_train, self.limit_test = limit_train, limit_test
 
     def _pick(self, n: int, limit: int | None, salt: int) -> np.ndarray:
-        if limit is None or limit >= n:
-            return np.arange(n)
-        rng = np.random.default_rng(self.split_seed + salt)
-        return np.sort(rng.choice(n, size=limit, replace=False))
+        return pick_subset(n, limit, self.split_seed + salt)
 
     def _load(self) -> RawImages:
         if not self.root:

@@ -119,6 +119,15 @@ class SearchSpace(ABC):
     def build_network(self, arch: Architecture) -> nn.Module:
         """A freshly initialised stand-alone network in its training form (for costs/retrain)."""
 
+    def build_retrain_network(self, arch: Architecture, auxiliary: bool = False) -> nn.Module:
+        """A freshly initialised stand-alone network to retrain (the retrain stage's).
+
+        ``auxiliary`` asks for an auxiliary classifier where the space's network has one
+        (DARTS); the default is `build_network`, and a retraining recipe warns when its
+        auxiliary loss finds no auxiliary output.
+        """
+        return self.build_network(arch)
+
     def build_search_network(self, arch: Architecture) -> nn.Module:
         """A freshly initialised stand-alone network for the search's own inputs.
 

@@ -288,11 +288,15 @@ class DartsSpace(SearchSpace):
         return _darts_latency.latency_layer(key)
 
     # --- networks ------------------------------------------------------------------------
-    def build_network(self, arch: Architecture, auxiliary: bool = False) -> DartsNetwork:
-        """The searched cell's evaluation network (``net_*`` settings), freshly initialised.
+    def build_retrain_network(self, arch: Architecture, auxiliary: bool = False) -> DartsNetwork:
+        """`build_network` with DARTS's auxiliary head when asked (not in the costs)."""
+        return self._network(arch, auxiliary)
 
-        ``auxiliary`` adds DARTS's auxiliary head for retraining (not in the costs).
-        """
+    def build_network(self, arch: Architecture) -> DartsNetwork:
+        """The searched cell's evaluation network (``net_*`` settings), freshly initialised."""
+        return self._network(arch, auxiliary=False)
+
+    def _network(self, arch: Architecture, auxiliary: bool) -> DartsNetwork:
         return DartsNetwork(
             self.net_channels,
             self.net_layers,

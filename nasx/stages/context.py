@@ -93,6 +93,55 @@ class RunContext:
             self._ctx = metric_context(self.cfg, self.parts, supernet, self.run_dir)
         return self._ctx
 
+    def trainer(
+        self,
+        checkpoint_dir: Path,
+        max_epochs: int,
+        grad_clip: float | None,
+        grad_clip_algorithm: str,
+        callbacks: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A Lightning Trainer from the ``trainer=`` preset that writes ``last.ckpt`` every epoch.
+
+        ``checkpoint_dir/last.ckpt`` is rewritten after each epoch (the resume point); the run's
+        logger and progress setting, and ``callbacks`` (first), are bound here, since OmegaConf
+        cannot merge runtime objects into the preset. A preset this machine cannot start is
+        one `NasxError`.
+        """
+        from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+        from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+        from nasx.config import build
+
+        # with no monitor, the top-1 checkpoint is simply the newest one
+        every = [
+            *(callbacks or []),
+            ModelCheckpoint(
+                dirpath=checkpoint_dir,
+                filename="last",
+                save_top_k=1,
+                every_n_epochs=1,
+                enable_version_counter=False,
+            ),
+        ]
+        if self.cfg.progress:
+            every.append(RichProgressBar(leave=True))
+        make_trainer = build("trainer", self.cfg.trainer, _partial_=True)
+        try:
+            return make_trainer(
+                max_epochs=max_epochs,
+                logger=self.logger if self.logger is not None else False,
+                callbacks=every,
+                gradient_clip_val=grad_clip,
+                gradient_clip_algorithm=grad_clip_algorithm,
+                default_root_dir=str(checkpoint_dir),
+                enable_progress_bar=bool(self.cfg.progress),
+                **kwargs,
+            )
+        except MisconfigurationException as exc:
+            raise NasxError(f"the trainer cannot start here ({exc}): use trainer=cpu") from exc
+
     def evaluator(self, with_costs: bool = True) -> Evaluator:
         """An evaluator of the run's metric (and costs) on the shared metric context."""
         from nasx.evaluator import Evaluator

@@ -28,8 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.utils import get_class
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -339,12 +337,7 @@ class RetrainStage(Stage):
         """The freshly initialised (or inherited) network in its Lightning shell."""
         seed = _arch_seed(int(run.cfg.seed), text)
         torch.manual_seed(seed)  # the initial weights depend on the seed and the arch only
-        # a space whose retraining network can carry DARTS's auxiliary head builds it on request
-        wants_aux = (
-            recipe.aux_weight > 0
-            and "auxiliary" in inspect.signature(space.build_network).parameters
-        )
-        net = space.build_network(arch, auxiliary=True) if wants_aux else space.build_network(arch)  # type: ignore[call-arg]
+        net = space.build_retrain_network(arch, auxiliary=recipe.aux_weight > 0)
         if recipe.init == "inherited":
             try:
                 reset = load_inherited(net, load_state_dict(fdir / "weights.pt"))
@@ -393,18 +386,7 @@ class RetrainStage(Stage):
             if len(val) == 0 and recipe.val_split == "valid":
                 log.info("retrain: the valid split is empty; validating on the test split")
                 val = data.eval_loader("test")
-        callbacks: list[Callback] = [
-            ModelCheckpoint(
-                dirpath=rdir,
-                filename="last",
-                save_top_k=1,
-                every_n_epochs=1,
-                enable_version_counter=False,
-            )
-        ]
-        if cfg.progress:
-            callbacks.append(RichProgressBar(leave=True))
-        limits = (
+        limits: dict[str, Any] = (
             {}
             if recipe.limit_batches is None
             else {
@@ -412,20 +394,9 @@ class RetrainStage(Stage):
                 "limit_val_batches": recipe.limit_batches,
             }
         )
-        make_trainer = build("trainer", cfg.trainer, _partial_=True)
-        try:
-            trainer = make_trainer(
-                max_epochs=recipe.epochs,
-                logger=run.logger if run.logger is not None else False,
-                callbacks=callbacks,
-                gradient_clip_val=recipe.grad_clip,
-                gradient_clip_algorithm=recipe.grad_clip_algorithm,
-                default_root_dir=str(rdir),
-                enable_progress_bar=bool(cfg.progress),
-                **limits,
-            )
-        except MisconfigurationException as exc:
-            raise NasxError(f"the trainer cannot start here ({exc}): use trainer=cpu") from exc
+        trainer = run.trainer(
+            rdir, recipe.epochs, recipe.grad_clip, recipe.grad_clip_algorithm, **limits
+        )
         if resume:
             log.info("retrain: resuming from %s", last)
         # every step reseeds torch's generator: leave the caller's stream as it was

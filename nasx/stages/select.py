@@ -89,18 +89,18 @@ class SelectStage(Stage):
         for k, text in enumerate(sc.archs):
             key = space.to_str(space.parse(text))
             chosen.append(Selection(f"given_{k:02d}", known.get(key, {"arch": key}), ("given",)))
+        # each selection's seed-format files (NSGANetV2's net.subnet, net.config), built once
+        refs = {sel.name: space.reference_files(space.parse(sel.record["arch"])) for sel in chosen}
         if previous is not None:
-            refs = {
-                n for sel in chosen for n in space.reference_files(space.parse(sel.record["arch"]))
-            }
-            ours = _SELECTION_FILES | set(space.weights_files) | refs
+            ref_names = {n for files in refs.values() for n in files}
+            ours = _SELECTION_FILES | set(space.weights_files) | ref_names
             _remove_previous_selection(fdir, previous, {s.name for s in chosen}, ours)
         for sel in chosen:
             arch = space.parse(sel.record["arch"])
             out = fdir / sel.name
             write_text_atomic(out / "arch.txt", sel.record["arch"] + "\n")
             write_json_atomic(out / "config.json", {**space.describe(), "genes": list(arch.genes)})
-            for name, content in space.reference_files(arch).items():
+            for name, content in refs[sel.name].items():
                 write_json_atomic(out / name, content)
             stats = {
                 k: sel.record.get(k) for k in ("arch", "metric", "objectives", "F", "ground_truth")

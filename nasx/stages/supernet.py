@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Callback
 
 from nasx.config import build, recipe_node
-from nasx.errors import NasxError
 from nasx.lit.supernet import SupernetLitModule
 from nasx.stages.base import Stage, register_stage
 from nasx.stages.context import RunContext
@@ -77,34 +75,13 @@ class SupernetStage(Stage):
         labels = data.random_labels(cfg.seed) if recipe.random_labels else None
         loader = data.train_loader(seed=cfg.seed, labels=labels)
         module = SupernetLitModule(build_supernet(space), recipe, int(cfg.seed))
-        callbacks: list[Callback] = [
-            _SaveInitial(sdir / "init.ckpt"),
-            # last.ckpt is rewritten after every epoch (the resume point); with no monitor, the
-            # top-1 checkpoint is simply the newest one
-            ModelCheckpoint(
-                dirpath=sdir,
-                filename="last",
-                save_top_k=1,
-                every_n_epochs=1,
-                enable_version_counter=False,
-            ),
-        ]
-        if cfg.progress:
-            callbacks.append(RichProgressBar(leave=True))
-        # runtime objects are bound after instantiation: OmegaConf cannot merge loggers/callbacks
-        make_trainer = build("trainer", cfg.trainer, _partial_=True)
-        try:
-            trainer = make_trainer(
-                max_epochs=recipe.epochs,
-                logger=run.logger if run.logger is not None else False,
-                callbacks=callbacks,
-                gradient_clip_val=recipe.grad_clip,
-                gradient_clip_algorithm=recipe.grad_clip_algorithm,
-                default_root_dir=str(sdir),
-                enable_progress_bar=bool(cfg.progress),
-            )
-        except MisconfigurationException as exc:
-            raise NasxError(f"the trainer cannot start here ({exc}): use trainer=cpu") from exc
+        trainer = run.trainer(
+            sdir,
+            recipe.epochs,
+            recipe.grad_clip,
+            recipe.grad_clip_algorithm,
+            callbacks=[_SaveInitial(sdir / "init.ckpt")],
+        )
         last = sdir / "last.ckpt"
         if last.exists():
             log.info("supernet: resuming from %s", last)

@@ -445,7 +445,7 @@ def test_retraining_network_has_darts_auxiliary_head_and_drop_path():
     arch = space.parse("DARTS_V2")
     plain = space.build_network(arch)
     torch.manual_seed(0)
-    net = space.build_network(arch, auxiliary=True)
+    net = space.build_retrain_network(arch, auxiliary=True)
     # the auxiliary head is an extra: the costed network's parameters are all in it
     aux_params = sum(p.numel() for p in net.auxiliary_head.parameters())
     assert sum(p.numel() for p in net.parameters()) == (

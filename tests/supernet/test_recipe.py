@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import numpy as np
@@ -84,7 +85,11 @@ def test_recipe_rejects_bad_values() -> None:
         TrainingRecipe(1, opt, grad_clip=5.0, grad_clip_algorithm="both")
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainingRecipe(1, opt, label_smoothing=1.0)
-    assert step_first_cosine  # the GeNAS/RLNAS DARTS quirk's schedule is importable by name
+    # the GeNAS/RLNAS DARTS quirk's schedule: the first epoch already trains at cosine(1)
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.025)
+    step_first_cosine(sgd, T_max=5, eta_min=0.001)
+    want = 0.001 + 0.024 * (1 + math.cos(math.pi / 5)) / 2
+    assert sgd.param_groups[0]["lr"] == pytest.approx(want)
 
 
 def test_paths_depend_on_seed_and_step_only_and_loss_uses_label_smoothing() -> None:
