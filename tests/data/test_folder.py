@@ -4,27 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from nasx.data import ImageFolderData
 from nasx.errors import NasxError
-
-
-def make_tree(root: Path, classes: int = 3, per_class: int = 6, size: int = 20) -> Path:
-    """``root/train/c<k>/*.JPEG`` and ``root/val/c<k>/*.JPEG``, as ImageNet stores them."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", per_class), ("val", 2)):
-        for k in range(classes):
-            folder = root / split / f"n0000{k}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)
-                pixels[..., k] = 255  # a class colour, so the classes differ
-                Image.fromarray(pixels).save(folder / f"img_{i}.JPEG", quality=90)
-    return root
+from tests.data.conftest import make_tree
 
 
 def test_streams_the_imagenet_layout(tmp_path: Path) -> None:
