@@ -17,6 +17,11 @@ from omegaconf import DictConfig
 import nasx.config  # noqa: F401  (schema + resolvers)
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+# generated corruptions (dataset.corruption_cache) go to a per-session folder, not ~/.cache
+if "NASX_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["NASX_CACHE"] = tempfile.mkdtemp(prefix="nasx-test-cache-")
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 

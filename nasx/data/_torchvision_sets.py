@@ -97,7 +97,10 @@ class DiskTensorData(TensorImageData):
     def pick(self, n: int, train: bool) -> np.ndarray:
         """The indices of the ``limit_train`` (or ``limit_test``) subset of ``n`` images."""
         limit, salt = (self.limit_train, TRAIN_SALT) if train else (self.limit_test, TEST_SALT)
-        return pick_subset(n, limit, self.split_seed + salt)
+        idx = pick_subset(n, limit, self.split_seed + salt)
+        if not train:
+            self.test_indices = idx
+        return idx
 
     def _hint(self, downloading: str) -> str:
         return downloading if self.downloadable else f"; {self.fetch}"

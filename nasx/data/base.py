@@ -10,12 +10,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
+
+if TYPE_CHECKING:
+    from nasx.ood.corruptions import CorruptionSource
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,12 @@ class ImageData(ABC):
     """
 
     num_classes: int
+    #: positions of the test split's images in the full test set (``None``: all, in order);
+    #: set by datasets that draw a ``limit_test`` subset, read by the OOD evaluation
+    test_indices: np.ndarray | None = None
+    #: where corrupted copies of the test images come from (`nasx.ood.CorruptionSource` on
+    #: CIFAR-10/100, ``None`` on datasets without a corruption benchmark)
+    corruption_source: CorruptionSource | None = None
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ import numpy as np
 from nasx.data._torchvision_sets import pick_subset
 from nasx.data.base import RawImages, TensorImageData
 from nasx.errors import NasxError
+from nasx.ood.corruptions import CorruptionSource
 
 
 def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -39,6 +40,10 @@ class CIFAR10Data(TensorImageData):
         limit_test: use only this many test images.
         batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers:
             see `nasx.data.base.ImageData`.
+        corruptions: folder of the official CIFAR-10-C ``.npy`` files (Zenodo 2535967) for
+            the corruption tests; ``None`` generates them (`nasx.ood`).
+        corruption_cache: folder caching generated corruptions (``None``: no cache).
+        corruption_seed: seed of the generated corruptions.
     """
 
     num_classes = 10
@@ -58,12 +63,18 @@ class CIFAR10Data(TensorImageData):
         split_seed: int = 0,
         augment: bool = True,
         num_workers: int = 0,
+        corruptions: str | None = None,
+        corruption_cache: str | None = None,
+        corruption_seed: int = 0,
     ) -> None:
         super().__init__(
             batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers
         )
         self.root, self.download = root, download
         self.limit_train, self.limit_test = limit_train, limit_test
+        self.corruption_source = CorruptionSource(
+            corruptions, corruption_cache, "cifar10", corruption_seed
+        )
 
     def _pick(self, n: int, limit: int | None, salt: int) -> np.ndarray:
         return pick_subset(n, limit, self.split_seed + salt)
@@ -95,6 +106,7 @@ class CIFAR10Data(TensorImageData):
             ) from exc
         ti = self._pick(len(tr.targets), self.limit_train, 11)
         si = self._pick(len(te.targets), self.limit_test, 13)
+        self.test_indices = si
         return RawImages(
             tr.data[ti], np.asarray(tr.targets)[ti], te.data[si], np.asarray(te.targets)[si]
         )
@@ -109,6 +121,8 @@ class CIFAR10Data(TensorImageData):
             ):
                 labels = d[f"{split}_labels"].astype(np.int64)
                 idx = self._pick(len(labels), limit, salt)
+                if split == "test":
+                    self.test_indices = idx
                 out.append(_decode_jpegs(d[f"{split}_jpeg"], d[f"{split}_offsets"], idx))
                 out.append(labels[idx])
         except (KeyError, ValueError, OSError) as exc:

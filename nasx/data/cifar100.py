@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nasx.data._torchvision_sets import DiskTensorData
 from nasx.data.base import RawImages
+from nasx.ood.corruptions import CorruptionSource
 
 
 class CIFAR100Data(DiskTensorData):
@@ -25,6 +27,10 @@ class CIFAR100Data(DiskTensorData):
         limit_test: use only this many test images.
         batch_size, eval_batch_size, valid_fraction, split_seed, augment, num_workers:
             see `nasx.data.base.ImageData`.
+        corruptions: folder of the official CIFAR-100-C ``.npy`` files (Zenodo 3555552) for
+            the corruption tests; ``None`` generates them (`nasx.ood`).
+        corruption_cache: folder caching generated corruptions (``None``: no cache).
+        corruption_seed: seed of the generated corruptions.
     """
 
     num_classes = 100
@@ -33,6 +39,19 @@ class CIFAR100Data(DiskTensorData):
     std = (68.2 / 255, 65.4 / 255, 70.4 / 255)
     name = "CIFAR-100"
     layout = "torchvision's root/cifar-100-python/{train,test,meta}"
+
+    def __init__(
+        self,
+        *args: Any,
+        corruptions: str | None = None,
+        corruption_cache: str | None = None,
+        corruption_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.corruption_source = CorruptionSource(
+            corruptions, corruption_cache, "cifar100", corruption_seed
+        )
 
     def _read(self, root: Path) -> RawImages:
         from torchvision.datasets import CIFAR100

@@ -7,7 +7,7 @@ valid images are cut into device batches once per context (`valid_loader`), for 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -155,6 +155,69 @@ class MetricContext:
             batches = [(resize_batch(x, size, train=False), y) for x, y in loader]
             self._resized[key] = DataLoader(_Batches(batches), batch_size=None, shuffle=False)
         return self._resized[key]
+
+    def corrupted_valid_loader(
+        self,
+        images: int,
+        corruptions: Sequence[str],
+        severities: Sequence[int],
+        arch: Architecture | None = None,
+    ) -> DataLoader[_Batch]:
+        """The first ``images`` valid images under each corruption and severity, as batches.
+
+        FlatNAS's out-of-distribution search scores candidates on corrupted data. Every
+        (corruption, severity) pair corrupts all ``images`` (so the split holds
+        ``images * len(corruptions) * len(severities)`` images, in that order). The valid split
+        comes from the training images, which the official CIFAR-C files do not cover, so the
+        corruptions are always generated (`nasx.ood.generate_corrupted`, CIFAR-C's severity
+        constants) with the dataset's `corruption_source` seed and cache. Built once per
+        context; with ``arch``, resized to its input resolution as `valid_loader`.
+        """
+        from nasx.ood import generate_corrupted, to_network_input, to_pixels
+
+        key = ("corrupted", images, tuple(corruptions), tuple(severities), str(self.device))
+        if key not in self._resized:
+            mean, std = getattr(self.data, "mean", None), getattr(self.data, "std", None)
+            x, y = self.data.split("valid", images)
+            source = self.data.corruption_source
+            if mean is None or std is None or source is None or tuple(x.shape[1:]) != (3, 32, 32):
+                raise ValueError(
+                    "metric.valid_corruptions needs a CIFAR dataset (dataset=cifar10 or "
+                    f"cifar100) prepared at 32 px, got {type(self.data).__name__} with images "
+                    f"{tuple(x.shape[1:])}: use such a dataset or metric.valid_corruptions=null"
+                )
+            if len(x) == 0:
+                raise ValueError(
+                    "metric.valid_corruptions needs valid images: set dataset.valid_fraction > 0"
+                )
+            pixels, labels = to_pixels(x, mean, std), y.numpy()
+            xs, ys = [], []
+            for c in corruptions:
+                for sev in severities:
+                    out = generate_corrupted(
+                        pixels,
+                        labels,
+                        c,
+                        int(sev),
+                        source.seed,
+                        source.cache_dir,
+                        f"{source.dataset}-valid{self.data.split_seed}",
+                    )
+                    xs.append(to_network_input(out.images, mean, std, 32))
+                    ys.append(torch.as_tensor(out.labels))
+            bs = self.data.eval_batch_size
+            cx, cy = torch.cat(xs).to(self.device), torch.cat(ys).to(self.device)
+            batches = list(zip(torch.split(cx, bs), torch.split(cy, bs), strict=True))
+            self._resized[key] = DataLoader(_Batches(batches), batch_size=None, shuffle=False)
+        loader = self._resized[key]
+        size = self._resolution(arch)
+        if size is None:
+            return loader
+        rkey = (*key, size)
+        if rkey not in self._resized:
+            batches = [(resize_batch(x, size, train=False), y) for x, y in loader]
+            self._resized[rkey] = DataLoader(_Batches(batches), batch_size=None, shuffle=False)
+        return self._resized[rkey]
 
     def train_loader(self, seed: int, arch: Architecture | None = None) -> Any:
         """Training batches shuffled by ``seed``, at ``arch``'s input resolution when given."""

@@ -48,6 +48,10 @@ class RobustnessMetric(Metric):
         finetune_batches: limit each fine-tuning epoch to this many batches (``None``: all).
         finetune_schedule: ``cosine`` (to 0 over all steps) or ``cnas_per_batch`` (CNAS's
             ``CosineAnnealingLR(T_max=epochs)`` stepped every batch; see `FinetuneSpec`).
+        valid_corruptions: score on the valid images corrupted by these CIFAR-C corruptions
+            (FlatNAS's out-of-distribution search; `MetricContext.corrupted_valid_loader`)
+            instead of the clean ones; ``None`` (default): clean.
+        valid_severities: the severities of ``valid_corruptions`` (each corrupts every image).
     """
 
     name = "robustness"
@@ -69,6 +73,8 @@ class RobustnessMetric(Metric):
         finetune_rho: float = 2.0,
         finetune_batches: int | None = None,
         finetune_schedule: str = "cosine",
+        valid_corruptions: Sequence[str] | None = None,
+        valid_severities: Sequence[int] = (3,),
     ) -> None:
         if sigma < 0:
             raise ValueError(f"metric.sigma must be >= 0, got {sigma}")
@@ -78,6 +84,8 @@ class RobustnessMetric(Metric):
             raise ValueError("metric.recal_images and metric.val_images must be >= 1")
         if round_to is not None and round_to < 0:
             raise ValueError(f"metric.round_to must be >= 0 or null, got {round_to}")
+        self.valid_corruptions = _check_corruptions(valid_corruptions, valid_severities)
+        self.valid_severities = [int(v) for v in valid_severities]
         self.sigma, self.draws, self.round_to = float(sigma), draws, round_to
         self.val_images, self.recal_images, self.bn_momentum = val_images, recal_images, bn_momentum
         self.device_noise = device_noise
@@ -97,7 +105,12 @@ class RobustnessMetric(Metric):
         net = ctx.calibrated(
             arch, generator, self.recal_images, self.bn_momentum, finetune=self.finetune
         )
-        loader = ctx.valid_loader(self.val_images, arch)
+        if self.valid_corruptions is None:
+            loader = ctx.valid_loader(self.val_images, arch)
+        else:
+            loader = ctx.corrupted_valid_loader(
+                self.val_images, self.valid_corruptions, self.valid_severities, arch
+            )
         acc0 = 100.0 * ctx.runner.evaluate(net, loader).accuracy
         params = [p for p in net.parameters()]
         saved = [p.detach().clone() for p in params]
@@ -120,6 +133,24 @@ class RobustnessMetric(Metric):
         if self.round_to is not None:
             rob = round(rob, self.round_to)
         return {"robustness": rob, "accuracy": acc0 / 100.0, "top1_err": 100.0 - acc0}
+
+
+def _check_corruptions(names: Sequence[str] | None, severities: Sequence[int]) -> list[str] | None:
+    """``metric.valid_corruptions`` as a list; `ValueError` naming the choices when unknown."""
+    if names is None:
+        return None
+    from nasx.ood import CORRUPTIONS, SEVERITIES
+
+    out = [str(c) for c in names]
+    unknown = sorted(set(out) - set(CORRUPTIONS))
+    if not out or unknown:
+        raise ValueError(
+            f"metric.valid_corruptions: unknown or no corruptions {unknown}: use some of "
+            f"{', '.join(CORRUPTIONS)}, or null for the clean valid images"
+        )
+    if not severities or any(int(v) not in SEVERITIES for v in severities):
+        raise ValueError(f"metric.valid_severities={list(severities)}: use some of 1-5")
+    return out
 
 
 def top1_robust(err: float, rob: float, alpha: float = 0.5, alpha_norm: float = 1.0) -> float:

@@ -8,9 +8,11 @@ from nasx.ood.corruptions import CorruptionSource as CorruptionSource
 from nasx.ood.corruptions import corrupt_images as corrupt_images
 from nasx.ood.corruptions import corruption_rng as corruption_rng
 from nasx.ood.corruptions import generate_corrupted as generate_corrupted
+from nasx.ood.corruptions import images_digest as images_digest
 from nasx.ood.corruptions import read_official as read_official
 from nasx.ood.evaluate import corruption_accuracy as corruption_accuracy
 from nasx.ood.evaluate import to_network_input as to_network_input
+from nasx.ood.evaluate import to_pixels as to_pixels
 
 __all__ = [
     "CIFAR_C_PARAMS",
@@ -22,6 +24,8 @@ __all__ = [
     "corruption_accuracy",
     "corruption_rng",
     "generate_corrupted",
+    "images_digest",
     "read_official",
     "to_network_input",
+    "to_pixels",
 ]

@@ -22,6 +22,7 @@ import importlib.metadata
 import os
 import re
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,13 +198,26 @@ def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
         raise
 
 
+def images_digest(images: np.ndarray) -> str:
+    """A short content digest of clean images (8 hex digits of CRC-32 over shape and bytes)."""
+    arr = np.ascontiguousarray(images)
+    return f"{zlib.crc32(arr.tobytes(), zlib.crc32(repr(arr.shape).encode())):08x}"
+
+
 def cache_path(
-    cache_dir: str | Path, dataset: str, corruption: str, severity: int, n: int, seed: int
+    cache_dir: str | Path,
+    dataset: str,
+    corruption: str,
+    severity: int,
+    n: int,
+    seed: int,
+    digest: str = "",
 ) -> Path:
-    """``<cache_dir>/<dataset>_<corruption>_s<severity>_<n>_<seed>.npy``."""
+    """``<cache_dir>/<dataset>_<corruption>_s<severity>_<n>_<seed>[_<digest>].npy``."""
     if not _SAFE_NAME.match(dataset):
         raise ValueError(f"dataset name {dataset!r} must be letters, digits, '_', '.' or '-'")
-    return Path(cache_dir).expanduser() / f"{dataset}_{corruption}_s{severity}_{n}_{seed}.npy"
+    tail = f"_{digest}" if digest else ""
+    return Path(cache_dir).expanduser() / f"{dataset}_{corruption}_s{severity}_{n}_{seed}{tail}.npy"
 
 
 def generate_corrupted(
@@ -217,9 +231,9 @@ def generate_corrupted(
 ) -> CorruptedImages:
     """Corrupt clean test images, reading or filling the on-disk cache.
 
-    The cache key is (dataset, corruption, severity, number of images, seed): it assumes that
-    ``images`` are the first n test images of ``dataset`` in order. A cached file of the wrong
-    shape, or one that cannot be read, is regenerated.
+    The cache key is (dataset, corruption, severity, number of images, seed, a digest of the
+    clean images' content), so a different subset of images never reads another's cache. A
+    cached file of the wrong shape, or one that cannot be read, is regenerated.
 
     Args:
         images: clean uint8 ``(n, H, W, 3)`` test images.
@@ -238,7 +252,9 @@ def generate_corrupted(
     labels = np.asarray(labels).astype(np.int64)
     path = None
     if cache_dir is not None:
-        path = cache_path(cache_dir, dataset, corruption, severity, len(images), seed)
+        path = cache_path(
+            cache_dir, dataset, corruption, severity, len(images), seed, images_digest(images)
+        )
         if path.is_file():
             try:
                 cached = np.load(path, allow_pickle=False)
@@ -253,7 +269,11 @@ def generate_corrupted(
 
 
 def read_official(
-    root: str | Path, corruption: str, severity: int, limit: int | None = None
+    root: str | Path,
+    corruption: str,
+    severity: int,
+    limit: int | None = None,
+    indices: np.ndarray | None = None,
 ) -> CorruptedImages:
     """Read one severity of an official CIFAR-10-C / CIFAR-100-C corruption file.
 
@@ -263,6 +283,8 @@ def read_official(
         corruption: one of `CORRUPTIONS`.
         severity: 1-5.
         limit: read only the first ``limit`` images of the severity.
+        indices: read these test-set positions instead (a dataset's ``limit_test`` subset,
+            `nasx.data.base.ImageData.test_indices`); overrides ``limit``.
 
     Returns:
         The images with ``source="official"``.
@@ -282,16 +304,21 @@ def read_official(
             f"{file} has {arr.dtype} {arr.shape}; expected uint8 (5 n, H, W, 3) as published"
         )
     per = len(arr) // 5
-    n = per if limit is None else min(limit, per)
+    if indices is None:
+        idx = np.arange(per if limit is None else min(limit, per))
+    else:
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= per):
+            raise NasxError(f"{file} holds {per} images per severity; asked for index {idx.max()}")
     start = (severity - 1) * per
     all_labels = np.load(label_file, allow_pickle=False)
     if len(all_labels) == len(arr):
-        labels = all_labels[start : start + n]
+        labels = all_labels[start + idx]
     elif len(all_labels) == per:
-        labels = all_labels[:n]
+        labels = all_labels[idx]
     else:
         raise NasxError(f"{label_file} has {len(all_labels)} labels; expected {len(arr)} or {per}")
-    images = np.array(arr[start : start + n])
+    images = np.array(arr[start + idx])
     return CorruptedImages(images, labels.astype(np.int64), corruption, severity, "official")
 
 
@@ -315,14 +342,27 @@ class CorruptionSource:
     seed: int = 0
 
     def load(
-        self, images: np.ndarray, labels: np.ndarray, corruption: str, severity: int
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        corruption: str,
+        severity: int,
+        indices: np.ndarray | None = None,
     ) -> CorruptedImages:
-        """The corrupted counterpart of the clean ``images`` (the first n test images)."""
+        """The corrupted counterpart of the clean test ``images``.
+
+        ``indices`` are their positions in the test set (default: the first n in order); the
+        official files are read at those positions.
+        """
         if self.official_dir is None:
             return generate_corrupted(
                 images, labels, corruption, severity, self.seed, self.cache_dir, self.dataset
             )
-        out = read_official(self.official_dir, corruption, severity, limit=len(images))
+        if indices is not None and len(indices) != len(images):
+            raise ValueError(f"got {len(indices)} indices for {len(images)} images")
+        out = read_official(
+            self.official_dir, corruption, severity, limit=len(images), indices=indices
+        )
         if len(out.labels) != len(labels) or not np.array_equal(out.labels, labels):
             raise NasxError(
                 f"the labels in {self.official_dir} do not match the clean test labels: pass "

@@ -48,6 +48,18 @@ def to_network_input(
     return t
 
 
+def to_pixels(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Normalised float ``(N, C, H, W)`` images back to uint8 ``(N, H, W, C)`` pixels.
+
+    Undoes `to_network_input`'s scaling and normalisation (no resize); for datasets kept in
+    memory normalised, whose 8-bit pixels this recovers exactly.
+    """
+    m = torch.tensor(mean).view(1, -1, 1, 1)
+    s = torch.tensor(std).view(1, -1, 1, 1)
+    pixels = ((x.cpu() * s + m) * 255).round().clamp(0, 255).to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).contiguous().numpy()
+
+
 @torch.no_grad()
 def top1_error(
     net: nn.Module,
@@ -79,6 +91,7 @@ def corruption_accuracy(
     corruptions: Sequence[str] = CORRUPTIONS,
     severities: Sequence[int] = SEVERITIES,
     source: CorruptionSource | None = None,
+    indices: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Errors of ``net`` on the clean and corrupted test images (FlatNAS's OOD evaluation).
 
@@ -96,6 +109,8 @@ def corruption_accuracy(
         corruptions: names from `CORRUPTIONS` (default: all 15).
         severities: severities from 1-5 (default: all).
         source: official files or generation (default: generated, uncached, seed 0).
+        indices: the images' positions in the test set, where the official files are read
+            (default: the first N in order).
 
     Returns:
         A dict with ``clean_error``; ``errors`` (corruption -> severity -> error);
@@ -127,7 +142,7 @@ def corruption_accuracy(
         for c in corruptions:
             errors[c] = {}
             for s in severities:
-                ci = source.load(images, labels, c, s)
+                ci = source.load(images, labels, c, s, indices)
                 err = top1_error(net, ci.images, ci.labels, normalise, image_size, dev, batch_size)
                 errors[c][s] = err
                 sources[c] = ci.source

@@ -72,6 +72,7 @@ class RetrainRecipe:
         val_split: ``valid``, ``test`` or ``None``; an empty valid split falls back to test.
         limit_batches: train and validate on at most this many batches per epoch (smoke runs).
         corruptions: corruption names for the OOD test (``nasx.ood``; ``None``: none).
+        severities: the corruption severities tested (FlatNAS: 1-5).
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class RetrainRecipe:
         val_split: str | None = "valid",
         limit_batches: int | None = None,
         corruptions: list[str] | None = None,
+        severities: list[int] | tuple[int, ...] = (1, 2, 3, 4, 5),
     ) -> None:
         checks: list[tuple[bool, str]] = [
             (epochs >= 1, f"retrain.epochs={epochs}: train at least one epoch"),
@@ -121,6 +123,10 @@ class RetrainRecipe:
             (weight_decay_on in WEIGHT_DECAY_ON, "retrain.weight_decay_on: use all or conv"),
             (val_split is None or val_split in VAL_SPLITS, "retrain.val_split: valid|test|null"),
             (limit_batches is None or limit_batches >= 1, "retrain.limit_batches: >= 1 or null"),
+            (
+                len(severities) > 0 and all(int(v) in (1, 2, 3, 4, 5) for v in severities),
+                f"retrain.severities={list(severities)}: use some of 1-5",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -146,6 +152,8 @@ class RetrainRecipe:
         self.weight_decay_on, self.val_split = weight_decay_on, val_split
         self.limit_batches = limit_batches
         self.corruptions = None if corruptions is None else [str(c) for c in corruptions]
+        self.severities = [int(v) for v in severities]
+        self._check_schedule()
         self._warned_aux = False
 
     # --- one step --------------------------------------------------------------------------
@@ -197,6 +205,17 @@ class RetrainRecipe:
         decay = [p for p in params if p.ndim == 4]
         rest = [p for p in params if p.ndim != 4]
         return [{"params": decay}, {"params": rest, "weight_decay": 0.0}]
+
+    def _check_schedule(self) -> None:
+        """Build the optimiser and scheduler once on a dummy parameter, so that settings they
+        refuse (a warm-up longer than ``retrain.epochs``) fail before any data is read."""
+        try:
+            self.configure_optimizers(nn.Linear(1, 1), steps_per_epoch=1)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"retrain.optimizer / retrain.scheduler: {exc}: fix these settings "
+                "(e.g. retrain.epochs, retrain.scheduler.warmup)"
+            ) from exc
 
     def configure_optimizers(self, net: nn.Module, steps_per_epoch: int) -> dict[str, Any]:
         """Lightning's ``configure_optimizers`` dict for ``net``'s parameters."""

@@ -46,7 +46,7 @@ from nasx.stages.profile import requested_archs
 log = logging.getLogger(__name__)
 
 #: ``retrain`` keys that change only the evaluation of the retrained weights, not the training
-EVAL_ONLY_KEYS = ("corruptions",)
+EVAL_ONLY_KEYS = ("corruptions", "severities")
 #: beside ``retrain/``: the architecture and training recipe its checkpoint belongs to
 STAMP = "retrain_recipe.json"
 
@@ -80,17 +80,20 @@ def evaluate_ood(
     corruptions: list[str] | None,
     device: torch.device,
     image_size: int,
+    severities: list[int] | None = None,
 ) -> dict[str, Any] | None:
     """Corruption (OOD) errors of ``net`` on the test split; ``None`` unless requested.
 
     The corruptions live in `nasx.ood` (`RetrainRecipe` refuses ``retrain.corruptions``
-    when that package is absent). They are made for CIFAR's 32-px images, so the test split
-    must be prepared at 32 px (``retrain.data_resolution=32`` when the space's input is
-    larger); its uint8 pixels are recovered by undoing the dataset's normalisation.
+    when that package is absent); they come from the dataset's `corruption_source` (the
+    official files under ``dataset.corruptions``, or generated and cached). They are made for
+    CIFAR's 32-px images, so the test split must be prepared at 32 px
+    (``retrain.data_resolution=32`` when the space's input is larger); its uint8 pixels are
+    recovered by undoing the dataset's normalisation.
     """
     if corruptions is None:
         return None
-    from nasx.ood.evaluate import corruption_accuracy
+    from nasx.ood import SEVERITIES, corruption_accuracy, to_pixels
 
     mean, std = getattr(data, "mean", None), getattr(data, "std", None)
     x, y = data.split("test")
@@ -100,16 +103,17 @@ def evaluate_ood(
             f"{tuple(x.shape[1:])} from {type(data).__name__}: set retrain.data_resolution=32 "
             "(CIFAR) or retrain.corruptions=null"
         )
-    m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
-    pixels = ((x * s + m) * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     result: dict[str, Any] = corruption_accuracy(
         net,
-        pixels.numpy(),
+        to_pixels(x, mean, std),
         y.numpy(),
         (tuple(mean), tuple(std)),
         image_size,
         device=device,
         corruptions=corruptions,
+        severities=severities or SEVERITIES,
+        source=data.corruption_source,
+        indices=data.test_indices,
     )
     return result
 
@@ -283,7 +287,7 @@ class RetrainStage(Stage):
         top1, top5 = evaluate_topk(
             final, data.eval_loader("test"), device, lambda x: module.prepare(x, train=False)
         )
-        ood = evaluate_ood(final, data, recipe.corruptions, device, shape[1])
+        ood = evaluate_ood(final, data, recipe.corruptions, device, shape[1], recipe.severities)
         final = final.cpu()
         aux = sum(p.numel() for n, p in final.named_parameters() if "auxiliary" in n) / 1e6
         result: dict[str, Any] = {
@@ -307,6 +311,16 @@ class RetrainStage(Stage):
                 {f"retrain/{name}/test_top1": top1, f"retrain/{name}/test_top5": top5}
             )
         log.info("retrain: %s: test top-1 %.2f%%, top-5 %.2f%%", name, top1, top5)
+        if ood is not None:
+            log.info(
+                "retrain: %s: mean corruption error %.2f%% over %s (%s)",
+                name,
+                ood["mce"],
+                ", ".join(ood["mean_errors"]),
+                ", ".join(sorted(set(ood["sources"].values()))),
+            )
+            if run.logger is not None:
+                run.logger.log_metrics({f"retrain/{name}/mce": ood["mce"]})
         return result
 
     @staticmethod

@@ -101,7 +101,8 @@ def test_generation_is_seeded_and_cached(tmp_path: Path, monkeypatch: pytest.Mon
     x, y = _images(), np.arange(4)
     a = generate_corrupted(x, y, "gaussian_noise", 3, seed=7, cache_dir=tmp_path)
     assert a.source.startswith("generated:imagecorruptions-imaug ") and not a.cached
-    assert (tmp_path / "cifar10_gaussian_noise_s3_4_7.npy").is_file()
+    digest = corruptions_module.images_digest(x)
+    assert (tmp_path / f"cifar10_gaussian_noise_s3_4_7_{digest}.npy").is_file()
     assert list(tmp_path.glob(".*")) == []  # no temporary file left behind
     np.testing.assert_array_equal(
         a.images, generate_corrupted(x, y, "gaussian_noise", 3, seed=7).images
@@ -117,6 +118,9 @@ def test_generation_is_seeded_and_cached(tmp_path: Path, monkeypatch: pytest.Mon
     b = generate_corrupted(x, y, "gaussian_noise", 3, seed=7, cache_dir=tmp_path)
     assert b.cached
     np.testing.assert_array_equal(a.images, b.images)
+    # other images of the same count never read this cache (a different limit_test subset)
+    with pytest.raises(AssertionError, match="regenerated"):
+        generate_corrupted(_images(seed=5), y, "gaussian_noise", 3, seed=7, cache_dir=tmp_path)
 
 
 def _write_official(root: Path, n: int, corruptions: tuple[str, ...]) -> np.ndarray:
@@ -142,6 +146,12 @@ def test_read_official_files(tmp_path: Path) -> None:
     src = CorruptionSource(official_dir=tmp_path)
     with pytest.raises(NasxError, match="labels"):
         src.load(np.zeros((6, 32, 32, 3), np.uint8), labels[::-1].copy(), "fog", 1)
+    # a limit_test subset is read at its positions in the test set
+    idx = np.array([1, 4, 5])
+    sub = src.load(np.zeros((3, 32, 32, 3), np.uint8), labels[idx], "fog", 2, indices=idx)
+    np.testing.assert_array_equal(sub.images[:, 0, 0, 0], 20 + idx)
+    with pytest.raises(NasxError, match="index 9"):
+        read_official(tmp_path, "fog", 1, indices=np.array([9]))
 
 
 @needs_generator

@@ -24,7 +24,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 SMOKE = ("experiment=smoke", "retrain=smoke")
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
-OPTIONS = ("default", "smoke", "nsganetv2_cifar", "rlnas_mobilenet", "darts_cifar", "nag_cifar")
+OPTIONS = (
+    "default",
+    "smoke",
+    "nsganetv2_cifar",
+    "rlnas_mobilenet",
+    "darts_cifar",
+    "darts_imagenet",
+    "nag_cifar",
+)
 
 
 def _sgd(params):
@@ -156,7 +164,8 @@ def test_every_recipe_instantiates(compose_cfg, option: str) -> None:
     cfg = compose_cfg(f"retrain={option}")
     recipe = build("retrain", cfg.retrain)
     conf = recipe.configure_optimizers(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), 10)
-    assert conf["optimizer"].param_groups[0]["lr"] == cfg.retrain.optimizer.lr
+    group = conf["optimizer"].param_groups[0]
+    assert group.get("initial_lr", group["lr"]) == cfg.retrain.optimizer.lr  # before warm-up
 
 
 def test_recipes_hold_the_papers_settings(compose_cfg) -> None:
@@ -197,6 +206,16 @@ def test_recipe_rejects_bad_values() -> None:
         RetrainRecipe(1, _sgd, ema_decay=1.5)
     with pytest.raises(ValueError, match="retrain.corruptions"):
         RetrainRecipe(1, _sgd, corruptions=["rain"])  # unknown, or nasx.ood absent
+    with pytest.raises(ValueError, match="retrain.severities"):
+        RetrainRecipe(1, _sgd, severities=[0])
+
+
+def test_a_schedule_the_epochs_cannot_hold_fails_before_training(compose_cfg, tmp_path) -> None:
+    """darts_imagenet warms up 5 epochs: with retrain.epochs=3 the run stops at the config."""
+    cfg = compose_cfg(*SMOKE, "retrain=darts_imagenet", "retrain.epochs=3", "stages=[retrain]")
+    with pytest.raises(NasxError, match="warmup=5.*retrain.epochs"):
+        pipeline.run(cfg, tmp_path)
+    assert not (tmp_path / "final").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("nasx.ood") is None, reason="needs nasx.ood")
