@@ -42,6 +42,7 @@ typecheck: $(STAMP) ## mypy on the package
 
 bench: $(STAMP) ## run the benchmarks (about 1.7 h on 2 cores) and rewrite their sections of benchmarks/RESULTS.md
 	WANDB_MODE=disabled $(PY) benchmarks/supernet_throughput.py --write-results
+	WANDB_MODE=disabled $(PY) benchmarks/retrain_throughput.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/flatness_cost.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/search_strategies.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/lut_fidelity.py --write-results

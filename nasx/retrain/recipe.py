@@ -207,8 +207,11 @@ class RetrainRecipe:
         return [{"params": decay}, {"params": rest, "weight_decay": 0.0}]
 
     def _check_schedule(self) -> None:
-        """Build the optimiser and scheduler once on a dummy parameter, so that settings they
-        refuse (a warm-up longer than ``retrain.epochs``) fail before any data is read."""
+        """Build the optimiser and scheduler once on a dummy parameter.
+
+        Settings they refuse (a warm-up longer than ``retrain.epochs``) then fail at the
+        config, before any data is read.
+        """
         try:
             self.configure_optimizers(nn.Linear(1, 1), steps_per_epoch=1)
         except (ValueError, TypeError) as exc:

@@ -31,6 +31,25 @@ def test_supernet_throughput_quick(tmp_path: Path) -> None:
     assert out.read_text().count("supernet_throughput:start") == 1
 
 
+def test_retrain_throughput_quick(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "retrain_throughput", ROOT / "benchmarks" / "retrain_throughput.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# results\n\nkept\n")
+    results = mod.main(["--quick", "--write-results", "--results", str(out)])
+    # same weights, batches, augmentation, drop path, aux loss, EMA: identical final weights
+    assert [r.steps for r in results] == [2, 2]
+    assert all(r.max_abs_diff < 1e-6 for r in results)
+    assert any(k.startswith("ema.") for k in results[0].plain[0].state)  # the EMA is compared
+    text = out.read_text()
+    assert "kept" in text and text.count("retrain_throughput:start") == 1
+
+
 def test_lut_fidelity_quick(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location(
         "lut_fidelity", ROOT / "benchmarks" / "lut_fidelity.py"
