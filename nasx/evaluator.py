@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -14,7 +15,7 @@ import torch
 from nasx.hypervolume import ObjectiveUnits
 from nasx.io import Journal, write_json_atomic
 from nasx.metric.base import Metric, MetricContext
-from nasx.objective.base import Objective
+from nasx.objective.base import MeasuredObjective, Objective
 from nasx.search_space.base import Architecture, SearchSpace
 
 #: objective value given to a failed evaluation (finite, so pymoo can rank it last)
@@ -61,6 +62,13 @@ class Evaluator:
         ctx: MetricContext,
         seed: int,
     ) -> None:
+        for c in costs:
+            if isinstance(c, MeasuredObjective) and c.key not in metric.outputs:
+                raise ValueError(
+                    f"objective {c.name} is measured by the metric, but metric={metric.name} "
+                    f"does not measure {c.key!r}: use a metric that does (an early-exit metric "
+                    "for avg_macs)"
+                )
         self.space, self.metric, self.costs, self.ctx, self.seed = space, metric, costs, ctx, seed
 
     @property
@@ -73,13 +81,36 @@ class Evaluator:
         """Number of pymoo inequality constraints (costs bounded with ``handling=constraint``)."""
         return sum(1 for c in self.costs if c.is_constraint)
 
-    def cost_row(self, arch: Architecture) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def measured(self) -> tuple[bool, ...]:
+        """Per cost column of ``F``: whether the metric measures it (no exact value before)."""
+        return tuple(c.measured for c in self.costs)
+
+    def population_costs(self, F: np.ndarray) -> np.ndarray:
+        """The cost columns a population-based search minimises (`Objective.population`)."""
+        F = np.array(F, dtype=float).reshape(len(F), len(self.costs))
+        for j, c in enumerate(self.costs):
+            F[:, j] = c.population(F[:, j])
+        return F
+
+    def cost_row(
+        self, arch: Architecture, measured: Sequence[float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The minimised cost columns of ``F`` (penalised where asked) and ``G`` of ``arch``.
 
         Exact and cached by each cost; the surrogate-assisted search calls it on candidates
-        it never evaluates for real.
+        it never evaluates for real. A measured cost (`measured`) has no value before an
+        evaluation: ``measured`` gives predicted values for those columns, in order, and
+        without it they are NaN.
         """
-        values = [c(arch, self.space) for c in self.costs]
+        given = iter(measured if measured is not None else [])
+        values = [
+            float(next(given, math.nan)) if c.measured else c(arch, self.space) for c in self.costs
+        ]
+        return self._row(values)
+
+    def _row(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """``(F cost columns, G)`` of raw cost values."""
         F = [c.penalized(v) for c, v in zip(self.costs, values, strict=True)]
         G = [c.violation(v) for c, v in zip(self.costs, values, strict=True) if c.is_constraint]
         return np.asarray(F, dtype=float), np.asarray(G, dtype=float)
@@ -118,7 +149,12 @@ class Evaluator:
         start = time.perf_counter()
         try:
             metric = self.metric(arch, self.ctx, arch_generator(self.seed, arch))
-            costs = {c.name: c(arch, self.space) for c in self.costs}
+            costs = {
+                c.name: c.value_of(metric)
+                if isinstance(c, MeasuredObjective)
+                else c(arch, self.space)
+                for c in self.costs
+            }
         except Exception as exc:  # recorded with its reason; the search goes on
             rec.update(
                 failed=True,
@@ -139,7 +175,7 @@ class Evaluator:
             )
             return rec
         f0 = -score if self.metric.higher_is_better else score
-        F, G = self.cost_row(arch)
+        F, G = self._row([costs[c.name] for c in self.costs])
         rec.update(
             failed=False,
             metric=metric,

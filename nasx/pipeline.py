@@ -15,6 +15,7 @@ from nasx.correlate import choose_archs
 from nasx.errors import NasxError
 from nasx.io import write_json_atomic
 from nasx.metric.benchmark import BenchmarkMetric
+from nasx.objective.base import MeasuredObjective
 from nasx.objective.feasibility import check_feasible
 from nasx.search_space.base import Architecture
 from nasx.stages.context import Parts, RunContext
@@ -29,14 +30,26 @@ def build_parts(cfg: DictConfig) -> Parts:
     space = build("space", cfg.space, num_classes=data.num_classes)
     metric = build("metric", cfg.metric)
     costs = [build("objective", c) for c in cfg.objective.costs]
+    measured = [c for c in costs if isinstance(c, MeasuredObjective)]
+    for cost in measured:
+        if cost.key not in metric.outputs:
+            raise NasxError(
+                f"objective {cost.name} is measured by the metric, but metric={metric.name} "
+                f"does not measure {cost.key!r}: use an early-exit metric (metric=edanas or "
+                "metric=nachos) or another objective"
+            )
     surrogate = build("surrogate", cfg.surrogate, seed=cfg.seed) if uses_surrogate(cfg) else None
     if surrogate is None:
         strategy = build("search", cfg.search)
     else:
         # a runtime object is bound after instantiation: OmegaConf cannot merge it into a node
         make = build("search", cfg.search, _partial_=True)
+        extra: dict[str, Any] = {}
+        if measured:  # CNAS's sec_predictor: search.sec_surrogate, else the surrogate group
+            node = cfg.search.get("sec_surrogate") or cfg.surrogate
+            extra["sec_surrogate"] = build("surrogate", node, seed=cfg.seed)
         try:
-            strategy = make(surrogate=surrogate)
+            strategy = make(surrogate=surrogate, **extra)
         except ValueError as exc:
             raise NasxError(f"invalid search config: {exc}") from exc
     scoring = {"search", "correlate"} & set(_stages(cfg))

@@ -33,6 +33,9 @@ class Metric(ABC):
     #: turns ``|score - ideal|`` into the papers' units: 100 for an accuracy fraction, whose
     #: distance from the ideal is then the top-1 error in %, as NSGANetV2 and CNAS count it
     error_scale: float = 1.0
+    #: other values the metric measures that a cost may read (`nasx.objective.base.
+    #: MeasuredObjective`, e.g. ``avg_macs`` of an early-exit network)
+    outputs: tuple[str, ...] = ()
 
     def __call__(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator

@@ -2,6 +2,8 @@
 
 from nasx.objective.activations import ActivationsObjective as ActivationsObjective
 from nasx.objective.activations import count_activations as count_activations
+from nasx.objective.avg_macs import AvgMacsObjective as AvgMacsObjective
+from nasx.objective.base import MeasuredObjective as MeasuredObjective
 from nasx.objective.base import Objective as Objective
 from nasx.objective.feasibility import check_feasible as check_feasible
 from nasx.objective.latency import LatencyObjective as LatencyObjective
@@ -14,8 +16,10 @@ from nasx.objective.tiny_ml import tiny_ml as tiny_ml
 
 __all__ = [
     "ActivationsObjective",
+    "AvgMacsObjective",
     "FlopsObjective",
     "LatencyObjective",
+    "MeasuredObjective",
     "Objective",
     "ParamsObjective",
     "TinyMLObjective",

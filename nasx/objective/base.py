@@ -6,10 +6,12 @@ import math
 from abc import ABC, abstractmethod
 from numbers import Real
 
+import numpy as np
+
 from nasx.search_space.base import Architecture, SearchSpace
 
 #: how a bound is enforced (see `Objective`)
-HANDLINGS: tuple[str, ...] = ("constraint", "penalty")
+HANDLINGS: tuple[str, ...] = ("constraint", "penalty", "feasibility")
 
 
 class Objective(ABC):
@@ -28,8 +30,14 @@ class Objective(ABC):
             else 0), and the objective stays the raw value. ``"penalty"``: CNAS's static
             exterior penalty, the objective becomes ``value + penalty * violation(value)`` and
             no constraint is added.
-        penalty: the factor of the exterior penalty (only read under ``"penalty"``); 1e10 as in
-            CNAS puts infeasible networks about ten orders of magnitude above feasible ones.
+            ``"feasibility"``: NACHOS's feasibility-weighted form of an upper bound, applied
+            to a whole population by `population` (``phi * c + (1 - phi) * violation *
+            penalty``, ``phi`` the feasible share): the surrogate-assisted search minimises it
+            on predicted values (CNAS ``cnas.py:642-670``); records keep the raw value and no
+            constraint is added.
+        penalty: the factor of the exterior penalty (read under ``"penalty"`` and
+            ``"feasibility"``); 1e10 as in CNAS puts infeasible networks about ten orders of
+            magnitude above feasible ones.
 
     Raises:
         ValueError: unknown ``handling``, a bound that is not a finite number,
@@ -37,6 +45,9 @@ class Objective(ABC):
     """
 
     name: str = "objective"
+    #: ``True`` when the value is measured by the metric (`MeasuredObjective`: read from its
+    #: output under `key`), so no value exists before an evaluation
+    measured: bool = False
     #: ``True`` when a value is a table lookup, so `check_feasible` may scan a whole
     #: enumerable space instead of a sample
     cheap: bool = False
@@ -133,6 +144,20 @@ class Objective(ABC):
         v = self.violation(value)
         return value + self.penalty * v if v > 0 else value
 
+    def population(self, values: np.ndarray) -> np.ndarray:
+        """The column a population-based search minimises for these raw ``values``.
+
+        The raw values, except under ``"feasibility"`` with an upper bound (NACHOS, CNAS
+        ``cnas.py:642-670``): ``phi * c + (1 - phi) * max(0, c - upper) * penalty`` with
+        ``phi`` the share of ``values`` that meet the bound.
+        """
+        values = np.asarray(values, dtype=float)
+        if self.handling != "feasibility" or self.upper is None or values.size == 0:
+            return values
+        phi = float(np.mean(values <= self.upper))
+        cv = np.clip(values - self.upper, 0.0, None)
+        return phi * values + (1.0 - phi) * cv * self.penalty
+
     def bound_text(self) -> str:
         """The bound as text, e.g. ``"latency <= 5"`` or ``"1 <= flops <= 5"`` (``""``: none)."""
         if self.lower is not None and self.upper is not None:
@@ -142,3 +167,46 @@ class Objective(ABC):
         if self.lower is not None:
             return f"{self.name} >= {self.lower:g}"
         return ""
+
+
+class MeasuredObjective(Objective):
+    """A cost the metric measures while it evaluates (e.g. EENN's ``avg_macs``).
+
+    Its value is the metric's output under `key` (`value_of`); there is none before an
+    evaluation, so calling it on an architecture alone raises. The surrogate-assisted search
+    predicts it with a second surrogate (CNAS's ``sec_predictor``).
+    """
+
+    measured = True
+    #: the metric output holding the value
+    key: str = ""
+
+    def __init__(
+        self,
+        upper: float | None = None,
+        lower: float | None = None,
+        handling: str = "feasibility",
+        penalty: float = 1e10,
+    ) -> None:
+        super().__init__(upper, lower, handling, penalty)
+        if handling == "penalty":
+            # the second surrogate learns the raw column; a penalised one would be learnt
+            raise ValueError(
+                f"{self.name}: handling=penalty is not available for a measured cost: use "
+                "feasibility (NACHOS) or constraint"
+            )
+
+    def value_of(self, metric_values: dict[str, float]) -> float:
+        """The value in a metric's output; `KeyError` naming the metric option otherwise."""
+        if self.key not in metric_values:
+            raise KeyError(
+                f"objective {self.name} reads the metric's {self.key!r}, which this metric does "
+                "not report: use a metric that measures it"
+            )
+        return float(metric_values[self.key])
+
+    def _compute(self, arch: Architecture, space: SearchSpace) -> float:
+        raise ValueError(
+            f"objective {self.name} is measured by the metric during an evaluation; it has no "
+            "value for an architecture alone"
+        )

@@ -41,7 +41,8 @@ def check_feasible(
             bound with the best value found for it, and the relaxation that makes the
             closest architecture feasible ("raise objective.costs.N.upper to at least X").
     """
-    bounded = [(i, c) for i, c in enumerate(costs) if c.has_bound]
+    # a measured cost (avg_macs) has no value before an evaluation: its bound is the search's
+    bounded = [(i, c) for i, c in enumerate(costs) if c.has_bound and not c.measured]
     if not bounded:
         return 1.0
     for _, cost in bounded:

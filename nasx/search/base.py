@@ -10,8 +10,13 @@ import numpy as np
 
 from nasx.search_space.base import Architecture, SearchSpace
 
-#: ``costs(arch) -> (cost columns of F, G)``, exact (`nasx.evaluator.Evaluator.cost_row`)
-CostFn = Callable[[Architecture], tuple[np.ndarray, np.ndarray]]
+#: ``costs(arch[, measured]) -> (cost columns of F, G)``, exact
+#: (`nasx.evaluator.Evaluator.cost_row`); ``measured`` supplies predicted values of the costs
+#: the metric measures (NaN columns without it)
+CostFn = Callable[..., tuple[np.ndarray, np.ndarray]]
+#: ``population(cost columns of a population) -> the columns a search minimises``
+#: (`nasx.evaluator.Evaluator.population_costs`)
+PopulationFn = Callable[[np.ndarray], np.ndarray]
 
 
 class SearchStrategy(ABC):
@@ -38,6 +43,9 @@ class SearchStrategy(ABC):
         self.rng: np.random.Generator
         self.n_obj, self.n_constr = 1, 0
         self.costs: CostFn | None = None
+        #: per cost column, whether the metric measures it (`nasx.objective.MeasuredObjective`)
+        self.measured: tuple[bool, ...] = ()
+        self.population_fn: PopulationFn | None = None
         #: constraint rows of the last `tell` (strategies that handle constraints read it)
         self._G = np.zeros((0, 0))
 
@@ -48,14 +56,20 @@ class SearchStrategy(ABC):
         run_seed: int,
         n_constr: int = 0,
         costs: CostFn | None = None,
+        measured: Sequence[bool] = (),
+        population: PopulationFn | None = None,
     ) -> None:
         """Bind the space, the numbers of objectives and constraints; seed the generator.
 
         ``costs`` gives the exact cost columns of ``F`` and ``G`` of any architecture without
         evaluating the metric (`nasx.evaluator.Evaluator.cost_row`); surrogate-assisted
-        strategies need it, others ignore it.
+        strategies need it, others ignore it. ``measured`` flags the cost columns only an
+        evaluation measures (a surrogate-assisted strategy predicts them); ``population``
+        turns a population's cost columns into what it minimises (NACHOS's
+        feasibility-weighted bound; identity when ``None``).
         """
         self.space, self.n_obj, self.n_constr, self.costs = space, n_obj, n_constr, costs
+        self.measured, self.population_fn = tuple(measured), population
         seed = run_seed if self.seed is None else self.seed
         self.rng = np.random.default_rng(seed)
         self._setup(seed)

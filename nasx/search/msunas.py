@@ -9,6 +9,7 @@ objective (`nasx.search.subset`). It proposes; the search loop evaluates.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,7 +20,7 @@ from pymoo.operators.crossover.pntx import TwoPointCrossover
 from pymoo.optimize import minimize
 
 from nasx.hypervolume import non_dominated
-from nasx.search.base import CostFn, SearchStrategy
+from nasx.search.base import CostFn, PopulationFn, SearchStrategy
 from nasx.search.operators import IntegerPolynomialMutation
 from nasx.search.subset import select_subset
 from nasx.search_space.base import Architecture, SearchSpace
@@ -36,9 +37,22 @@ class _Predict(Protocol):
 
 
 class _AuxiliaryProblem(Problem):
-    """NSGANetV2's ``AuxiliarySingleLevelProblem``: predicted first objective, exact costs."""
+    """NSGANetV2's ``AuxiliarySingleLevelProblem``: predicted first objective, exact costs.
 
-    def __init__(self, space: SearchSpace, predict: _Predict, costs: CostFn, n_obj: int) -> None:
+    Costs the metric measures (``avg_macs``) are predicted by ``predict_measured`` (CNAS's
+    ``sec_predictor``), and ``population`` turns the population's cost columns into what is
+    minimised (NACHOS's feasibility-weighted MAC bound, CNAS ``cnas.py:642-670``).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        predict: _Predict,
+        costs: CostFn,
+        n_obj: int,
+        predict_measured: _Predict | None = None,
+        population: PopulationFn | None = None,
+    ) -> None:
         probe = costs(space.decode(space.lower))[1]
         super().__init__(
             n_var=space.n_var,
@@ -49,12 +63,20 @@ class _AuxiliaryProblem(Problem):
             vtype=int,
         )
         self.space, self.predict, self.costs = space, predict, costs
+        self.predict_measured, self.population = predict_measured, population
 
     def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         archs = [self.space.decode(x) for x in X]
         enc = np.array([a.encode() for a in archs], dtype=float)
-        rows = [self.costs(a) for a in archs]
-        F = np.column_stack([self.predict(enc), *(np.array([r[0] for r in rows]).T)])
+        if self.predict_measured is None:
+            rows = [self.costs(a) for a in archs]
+        else:
+            measured = self.predict_measured(enc)
+            rows = [self.costs(a, m) for a, m in zip(archs, measured, strict=True)]
+        C = np.array([r[0] for r in rows], dtype=float).reshape(len(archs), -1)
+        if self.population is not None:
+            C = self.population(C)
+        F = np.column_stack([self.predict(enc), *C.T])
         out["F"] = F[:, : self.n_obj]
         if self.n_ieq_constr:
             out["G"] = np.array([r[1] for r in rows], dtype=float)
@@ -88,6 +110,10 @@ class MSuNASSearch(SearchStrategy):
         n_evals: budget (distinct architectures), the DOE included.
         surrogate: the accuracy predictor, refitted every iteration; set by the pipeline from
             the ``surrogate`` group.
+        sec_surrogate: the predictor of costs the metric measures (CNAS's ``sec_predictor``
+            for ``avg_macs``), refitted every iteration on their archive values; set by the
+            pipeline (``search.sec_surrogate``, default: the ``surrogate`` group) when such a
+            cost is searched. One copy per measured cost.
         n_doe: size of the initial design.
         n_candidates: architectures proposed per iteration (``n_iter`` in NSGANetV2).
         surrogate_pop_size: NSGA-II population on the surrogate.
@@ -124,6 +150,7 @@ class MSuNASSearch(SearchStrategy):
         min_distance: int = 2,
         parent_distance: int = 3,
         seed: int | None = None,
+        sec_surrogate: Surrogate | None = None,
     ) -> None:
         super().__init__(n_evals, seed)
         if surrogate is None:
@@ -160,8 +187,21 @@ class MSuNASSearch(SearchStrategy):
         self.violation: dict[tuple[int, ...], float] = {}
         self.predicted: dict[tuple[int, ...], float] = {}
         self.fit_report: dict[str, Any] | None = None
+        self.sec_surrogate = sec_surrogate
+        self._sec: list[Surrogate] = []
+        self.sec_predicted: dict[tuple[int, ...], np.ndarray] = {}
+        self.sec_report: list[dict[str, Any]] | None = None
 
     def _setup(self, seed: int) -> None:
+        n_measured = sum(self.measured)
+        if n_measured and self.sec_surrogate is None:
+            raise ValueError(
+                "search=msunas: a searched cost is measured by the metric (avg_macs), so it "
+                "needs a second surrogate: set search.sec_surrogate or surrogate=<name>"
+            )
+        if n_measured:
+            assert self.sec_surrogate is not None
+            self._sec = [copy.deepcopy(self.sec_surrogate) for _ in range(n_measured)]
         if self.costs is None:
             n = self.n_constr
 
@@ -177,18 +217,40 @@ class MSuNASSearch(SearchStrategy):
         return self.costs
 
     def info(self) -> dict[str, Any]:
-        """``{"surrogate": {name, winner, rmse, rho, tau}}`` after each iteration."""
-        return {} if self.fit_report is None else {"surrogate": self.fit_report}
+        """``{"surrogate": {name, winner, rmse, rho, tau}}`` after each iteration.
+
+        With measured costs also ``sec_surrogate``: one such entry per measured cost.
+        """
+        out: dict[str, Any] = {} if self.fit_report is None else {"surrogate": self.fit_report}
+        if self.sec_report is not None:
+            out["sec_surrogate"] = self.sec_report
+        return out
+
+    @property
+    def _measured_columns(self) -> list[int]:
+        """Columns of ``F`` holding measured costs (1 + their cost index)."""
+        return [1 + j for j, m in enumerate(self.measured) if m]
+
+    def _fit_measured(self, genes: list[tuple[int, ...]], X: np.ndarray) -> None:
+        """Fit one second surrogate per measured cost on the archive's values."""
+        for col, model in zip(self._measured_columns, self._sec, strict=True):
+            model.fit(X, np.array([self.archive[g][col] for g in genes], dtype=float))
+
+    def _predict_measured(self, X: np.ndarray) -> np.ndarray:
+        """``(n, n_measured)`` predicted measured costs of encodings ``X``."""
+        return np.column_stack([m.predict(X) for m in self._sec]).reshape(len(X), len(self._sec))
 
     # --- proposals ---------------------------------------------------------------------
     def _ask(self) -> list[Architecture]:
         """The DOE first, then ``n_candidates`` surrogate-chosen new architectures."""
         if not self.archive:
             return self._doe()
-        _, X, y = self._training_set()
+        genes, X, y = self._training_set()
         if len(y) < 3:  # too few successful evaluations to fit any surrogate: explore
             return self._random(self.n_candidates)
         self.surrogate.fit(X, y)
+        if self._sec:
+            self._fit_measured(genes, X)
         if self.n_obj == 1 and self.explore == "local":
             chosen = self._local()
         else:
@@ -199,6 +261,10 @@ class MSuNASSearch(SearchStrategy):
         self.predicted = dict(
             zip([a.genes for a in chosen], self.surrogate.predict(enc).tolist(), strict=True)
         )
+        if self._sec and chosen:
+            self.sec_predicted = dict(
+                zip([a.genes for a in chosen], self._predict_measured(enc), strict=True)
+            )
         return chosen
 
     def _tell(self, archs: list[Architecture], F: np.ndarray) -> None:
@@ -222,6 +288,23 @@ class MSuNASSearch(SearchStrategy):
             **fit_quality(pred, y),
         }
         self.predicted = {}
+        if self._sec:
+            # the same report for each measured cost: in-sample plus the candidates' predictions
+            sec_pred = self._predict_measured(X)
+            for i, key in enumerate(genes):
+                if key in self.sec_predicted:
+                    sec_pred[i] = self.sec_predicted[key]
+            self.sec_report = [
+                {
+                    "name": m.name,
+                    "winner": m.winner,
+                    **fit_quality(
+                        sec_pred[:, k], np.array([self.archive[g][col] for g in genes], dtype=float)
+                    ),
+                }
+                for k, (col, m) in enumerate(zip(self._measured_columns, self._sec, strict=True))
+            ]
+            self.sec_predicted = {}
 
     def _rescore(self, F: dict[tuple[int, ...], np.ndarray]) -> None:
         """Replace archive rows (archive-dependent metrics); the next fit uses them."""
@@ -241,7 +324,7 @@ class MSuNASSearch(SearchStrategy):
         cands = list(extremes()) if callable(extremes) else []
         cands += [self.space.decode(self.space.lower), self.space.decode(self.space.upper)]
         cands = list({a.genes: a for a in cands}.values())
-        if self.n_obj > 1:
+        if self.n_obj > 1 and not (self.measured and self.measured[0]):
             size = [float(self.exact_costs(a)[0][0]) for a in cands]
             lo, hi = cands[int(np.argmin(size))], cands[int(np.argmax(size))]
         else:
@@ -311,7 +394,14 @@ class MSuNASSearch(SearchStrategy):
         def predict(X: np.ndarray) -> np.ndarray:
             return self.surrogate.predict(X)
 
-        return _AuxiliaryProblem(self.space, predict, self.exact_costs, self.n_obj)
+        return _AuxiliaryProblem(
+            self.space,
+            predict,
+            self.exact_costs,
+            self.n_obj,
+            self._predict_measured if self._sec else None,
+            self.population_fn,
+        )
 
     def _new_neighbours(
         self, parent: tuple[int, ...], problem: _AuxiliaryProblem

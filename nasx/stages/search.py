@@ -34,7 +34,13 @@ class SearchStage(Stage):
         evaluator = run.evaluator()
         sdir = run.run_dir / "search"
         strategy.setup(
-            evaluator.space, evaluator.n_obj, cfg.seed, evaluator.n_constr, evaluator.cost_row
+            evaluator.space,
+            evaluator.n_obj,
+            cfg.seed,
+            evaluator.n_constr,
+            evaluator.cost_row,
+            evaluator.measured,
+            evaluator.population_costs,
         )
         history: list[tuple[int, float]] = []
 
