@@ -49,6 +49,7 @@ bench: $(STAMP) ## run the benchmarks (about 1.7 h on 2 cores) and rewrite their
 	WANDB_MODE=disabled $(PY) benchmarks/surrogate_cost.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/ofa_supernet.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/corruption_cost.py --write-results
+	WANDB_MODE=disabled $(PY) benchmarks/early_exit_latency.py --write-results
 
 bench-ranking: $(STAMP) ## the ranking-quality benchmark (trains two supernets: hours on 2 cores)
 	WANDB_MODE=disabled $(PY) benchmarks/ranking_quality.py --write-results

@@ -1,5 +1,8 @@
 """Early-exit networks (EENNs) of EDANAS and NACHOS on the once-for-all MobileNetV3 backbone."""
 
+from nasx.early_exit.heads import HeadCost as HeadCost
+from nasx.early_exit.heads import build_exit_head as build_exit_head
+from nasx.early_exit.heads import head_cost as head_cost
 from nasx.early_exit.losses import NachosLoss as NachosLoss
 from nasx.early_exit.losses import bce_regulariser as bce_regulariser
 from nasx.early_exit.losses import binary_outputs as binary_outputs
@@ -10,6 +13,8 @@ from nasx.early_exit.losses import joint_loss as joint_loss
 from nasx.early_exit.losses import nachos_loss as nachos_loss
 from nasx.early_exit.losses import support_loss as support_loss
 from nasx.early_exit.losses import support_matrix as support_matrix
+from nasx.early_exit.network import EarlyExitNetwork as EarlyExitNetwork
+from nasx.early_exit.network import EarlyExitOutput as EarlyExitOutput
 from nasx.early_exit.recipe import EarlyExitRecipe as EarlyExitRecipe
 from nasx.early_exit.recipe import ExitNetwork as ExitNetwork
 from nasx.early_exit.rules import RULES as RULES
@@ -33,9 +38,12 @@ __all__ = [
     "EPSILON_GRID",
     "RULES",
     "CumulativeRule",
+    "EarlyExitNetwork",
+    "EarlyExitOutput",
     "EarlyExitRecipe",
     "ExitEvaluation",
     "ExitNetwork",
+    "HeadCost",
     "MarginRule",
     "NachosLoss",
     "SupportSplit",
@@ -44,6 +52,7 @@ __all__ = [
     "avg_macs",
     "bce_regulariser",
     "binary_outputs",
+    "build_exit_head",
     "classification_loss",
     "energy_loss",
     "evaluate_thresholds",
@@ -51,6 +60,7 @@ __all__ = [
     "exit_probabilities",
     "exit_ratios",
     "expected_calibration_error",
+    "head_cost",
     "joint_loss",
     "make_rule",
     "nachos_loss",

@@ -94,3 +94,24 @@ def test_corruption_cost_quick(tmp_path: Path) -> None:
     res = mod.main(["--quick", "--write-results", "--results", str(out)])
     assert len(res) == 2 and all(v > 0 for v in res.values())
     assert out.read_text().count("corruption_cost:start") == 1
+
+
+def test_early_exit_latency_quick(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "early_exit_latency", ROOT / "benchmarks" / "early_exit_latency.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# results\n\nkept\n")
+    results = mod.main(["--quick", "--write-results", "--results", str(out)])
+    assert [r.width for r in results] == [1.0, 0.35]
+    for r in results:
+        # one ratio per exit, about half the images out by the second exit
+        assert abs(sum(r.ratios) - 1) < 1e-9 and len(r.ratios) == 5
+        assert 0.3 <= r.ratios[0] + r.ratios[1] <= 0.7
+        assert r.executed_macs >= r.cnas_avg_macs > 0 and r.ratio > 0
+    text = out.read_text()
+    assert "kept" in text and text.count("early_exit_latency:start") == 1
