@@ -22,6 +22,9 @@ from nasx.supernet.base import registered_spaces
 from tests.conftest import CONF
 
 SPACES = sorted(p.stem for p in (CONF / "space").glob("*.yaml"))
+# tiny networks: one torch thread (thread contention on shared cores made this module take
+# minutes, about 19 s per OFA extraction, against seconds now)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_space(option: str, num_classes: int = 5) -> SearchSpace:
