@@ -1,5 +1,7 @@
 """Early-exit networks (EENNs) of EDANAS and NACHOS on the once-for-all MobileNetV3 backbone."""
 
+from nasx.early_exit.export import EarlyExitInference as EarlyExitInference
+from nasx.early_exit.export import load_eenn as load_eenn
 from nasx.early_exit.heads import HeadCost as HeadCost
 from nasx.early_exit.heads import build_exit_head as build_exit_head
 from nasx.early_exit.heads import head_cost as head_cost
@@ -35,6 +37,8 @@ from nasx.early_exit.tuning import expected_calibration_error as expected_calibr
 from nasx.early_exit.tuning import tune_thresholds as tune_thresholds
 
 __all__ = [
+    "EarlyExitInference",
+    "load_eenn",
     "EPSILON_GRID",
     "RULES",
     "CumulativeRule",

@@ -98,6 +98,8 @@ class EarlyExitNetwork(nn.Module):
                 f"set binary={self.rule.binary}"
             )
         self.rule_name, self.binary, self.num_classes = rule, binary, num_classes
+        #: the stages (1..4) after which an intermediate exit sits
+        self.exit_stages = tuple(exit_stages)
         self.input_shape = tuple(input_shape)
         ends = list(accumulate(depths))
         #: index of the block each exit reads, the final exit's (the last block) last

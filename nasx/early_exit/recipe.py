@@ -48,6 +48,11 @@ class ExitNetwork(Protocol):
         ...
 
     @property
+    def inference_costs(self) -> Sequence[float]:
+        """M MACs a sample leaving at each exit executes (the heads it passed included)."""
+        ...
+
+    @property
     def thresholds(self) -> Sequence[float] | None:
         """One threshold per intermediate exit (``None``: not set yet)."""
         ...
@@ -113,6 +118,11 @@ class EarlyExitRecipe:
             nothing of the backbone changes. The reference keeps them in train mode: its
             BatchNorm running statistics drift although no weight is trained (``False``).
         ece_bins: bins of the per-exit ECE in the results.
+        executed_costs: the per-exit costs that ``avg_macs``, the energy loss and the repair
+            weigh (`costs`): ``True``, what a sample leaving at an exit executes, the heads of
+            the exits it passed included (`EarlyExitNetwork.inference_costs`; what inference
+            really spends); ``False``, CNAS's ``backbone to the exit + its own head``
+            (``exit_costs``), which leaves the heads already passed out.
     """
 
     method: str = "binary"
@@ -133,6 +143,7 @@ class EarlyExitRecipe:
     tune_epsilon: bool = True
     freeze_backbone_bn: bool = True
     ece_bins: int = 30
+    executed_costs: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -151,6 +162,10 @@ class EarlyExitRecipe:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+
+    def costs(self, net: ExitNetwork) -> list[float]:
+        """The per-exit costs this recipe weighs (see ``executed_costs``)."""
+        return list(net.inference_costs if self.executed_costs else net.exit_costs)
 
     # --- phases ----------------------------------------------------------------------------
     def phases(self) -> list[tuple[str, int]]:
@@ -243,7 +258,7 @@ class EarlyExitRecipe:
             terms = nachos_loss(
                 outputs,
                 y,
-                net.exit_costs,
+                self.costs(net),
                 w_alpha=self.w_alpha,
                 w_beta=self.w_beta,
                 w_gamma=self.w_gamma,

@@ -234,14 +234,19 @@ def quiet_trainer(
     devices: Any = 1,
     precision: Any = "32-true",
     callbacks: list[L.Callback] | None = None,
+    limit_train_batches: int | None = None,
 ) -> L.Trainer:
-    """A Trainer for a candidate's training: no checkpoints, progress bar, logger or summary."""
+    """A Trainer for a candidate's training: no checkpoints, progress bar, logger or summary.
+
+    ``limit_train_batches`` caps each training epoch (a CPU budget; ``None``: every batch).
+    """
     with quiet():
         return L.Trainer(
             accelerator=accelerator,
             devices=devices,
             precision=precision,
             max_epochs=max_epochs,
+            limit_train_batches=1.0 if limit_train_batches is None else limit_train_batches,
             reload_dataloaders_every_n_epochs=reload_dataloaders_every_n_epochs,
             logger=False,
             enable_checkpointing=False,
@@ -359,7 +364,7 @@ def train_early_exit(
     net.eval()
     last = kept[-1]
     exits = cast(ExitNetwork, net)
-    costs = list(exits.exit_costs)
+    costs = recipe.costs(exits)
     evaluation: ExitEvaluation
     if recipe.method == "binary" and recipe.tune_epsilon:
         evaluation = tune_thresholds(

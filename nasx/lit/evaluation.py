@@ -80,6 +80,25 @@ class LightningRunner:
         n = max(len(module.losses), 1)
         return EvalResult(sum(module.losses) / n, module.correct / max(module.seen, 1), module.seen)
 
+    def train_early_exit(
+        self,
+        net: nn.Module,
+        recipe: Any,
+        train_loader: Any,
+        valid_loader: DataLoader,
+        seed: int,
+        max_batches: int | None = None,
+    ) -> Any:
+        """`nasx.lit.early_exit.train_early_exit` on this runner's device and precision."""
+        from functools import partial
+
+        from nasx.lit.early_exit import train_early_exit, trainer_factory_like
+
+        factory = partial(trainer_factory_like(self.trainer), limit_train_batches=max_batches)
+        return train_early_exit(
+            net, recipe, train_loader, valid_loader, seed=seed, trainer_factory=factory
+        )
+
     def finetune(self, net: nn.Module, loader: DataLoader, spec: FinetuneSpec) -> float:
         """Fine-tune through ``Trainer.fit`` (a fresh Trainer: max_epochs differs per spec)."""
         module = _FinetuneModule(net, spec, spec.steps(loader))

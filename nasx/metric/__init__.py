@@ -9,6 +9,7 @@ from nasx.metric.base import MetricContext as MetricContext
 from nasx.metric.benchmark import BenchmarkMetric as BenchmarkMetric
 from nasx.metric.combined import AccuracyFlatnessMetric as AccuracyFlatnessMetric
 from nasx.metric.combined import AngleFlatnessMetric as AngleFlatnessMetric
+from nasx.metric.early_exit import EarlyExitMetric as EarlyExitMetric
 from nasx.metric.flatness import FlatnessMetric as FlatnessMetric
 from nasx.metric.proxies import EpeNasMetric as EpeNasMetric
 from nasx.metric.proxies import FisherMetric as FisherMetric
@@ -36,6 +37,7 @@ __all__ = [
     "AngleFlatnessMetric",
     "AngleMetric",
     "BenchmarkMetric",
+    "EarlyExitMetric",
     "EpeNasMetric",
     "EvalResult",
     "EvalRunner",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 
@@ -40,17 +41,35 @@ class Metric(ABC):
     def __call__(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
     ) -> dict[str, float]:
-        """Score ``arch``; the returned dict always holds ``self.name``."""
+        """Score ``arch``; the returned dict always holds ``self.name``.
+
+        Values are floats; a diagnostic may be a list of floats (per-exit statistics of an
+        early-exit network).
+        """
         out = self._compute(arch, ctx, generator)
         if self.name not in out:
             raise RuntimeError(f"metric {type(self).__name__} did not return {self.name!r}")
-        return {k: float(v) for k, v in out.items()}
+        return {
+            k: [float(x) for x in v] if isinstance(v, list | tuple) else float(v)
+            for k, v in out.items()
+        }
 
     @abstractmethod
     def _compute(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
     ) -> dict[str, float]:
         """Compute the score and diagnostics."""
+
+    def artifacts(
+        self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
+    ) -> dict[str, Any]:
+        """Files the select stage writes beside a selected architecture; none by default.
+
+        ``{file name: object}``, each saved with ``torch.save`` into ``final/<name>/``
+        (an early-exit metric exports its trained network). ``generator`` is the one the
+        search evaluated ``arch`` with, so a deterministic metric rebuilds what it scored.
+        """
+        return {}
 
     def rescore(self, archive: list[dict[str, float]]) -> dict[str, float] | None:
         """Hook for archive-dependent scores, called by the search loop before every iteration.

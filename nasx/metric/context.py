@@ -47,6 +47,22 @@ class EvalRunner(Protocol):
         """Fine-tune ``net`` in place as ``spec`` says (left in eval mode); the mean loss."""
         ...
 
+    def train_early_exit(
+        self,
+        net: nn.Module,
+        recipe: Any,
+        train_loader: Any,
+        valid_loader: DataLoader,
+        seed: int,
+        max_batches: int | None = None,
+    ) -> Any:
+        """Train an early-exit network in place (`nasx.lit.early_exit.train_early_exit`).
+
+        ``recipe`` is an `nasx.early_exit.recipe.EarlyExitRecipe`; ``max_batches`` caps each
+        training epoch. Returns the `nasx.lit.early_exit.EarlyExitResult`.
+        """
+        ...
+
 
 _Batch = tuple[torch.Tensor, torch.Tensor]
 

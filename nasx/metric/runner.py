@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -29,3 +31,33 @@ class TorchRunner:
 
     def finetune(self, net: nn.Module, loader: DataLoader, spec: FinetuneSpec) -> float:
         return finetune(net, loader, spec, self.device)
+
+    def train_early_exit(
+        self,
+        net: nn.Module,
+        recipe: Any,
+        train_loader: Any,
+        valid_loader: DataLoader,
+        seed: int,
+        max_batches: int | None = None,
+    ) -> Any:
+        """Lightning's early-exit training on this runner's device.
+
+        The phases, the kept epochs and the threshold tuning are too much to repeat as a
+        second bare loop, so this runner, too, trains through `nasx.lit.early_exit`.
+        """
+        from nasx.lit.early_exit import quiet_trainer, train_early_exit
+
+        on_gpu = self.device.type == "cuda"
+
+        def factory(**kwargs: Any) -> Any:
+            return quiet_trainer(
+                accelerator="gpu" if on_gpu else "cpu",
+                devices=[self.device.index or 0] if on_gpu else 1,
+                limit_train_batches=max_batches,
+                **kwargs,
+            )
+
+        return train_early_exit(
+            net, recipe, train_loader, valid_loader, seed=seed, trainer_factory=factory
+        )

@@ -15,7 +15,10 @@ from omegaconf import OmegaConf
 
 from nasx.config import objective_names, objective_units
 from nasx.errors import NasxError
+from nasx.evaluator import arch_generator
 from nasx.io import save_torch_atomic, write_json_atomic, write_text_atomic
+from nasx.metric.base import Metric
+from nasx.metric.early_exit import EENN_FILE
 from nasx.search_loop import load_records
 from nasx.select import Selection, front_records, select_architectures
 from nasx.stages.base import Stage, register_stage
@@ -116,6 +119,11 @@ class SelectStage(Stage):
                 net = run.supernet.extract(arch).cpu()
                 for name in space.weights_files:
                     save_torch_atomic(out / name, {"state_dict": net.state_dict()})
+            metric = run.parts.metric
+            if type(metric).artifacts is not Metric.artifacts:  # e.g. a trained EENN
+                gen = arch_generator(int(cfg.seed), arch)
+                for name, obj in metric.artifacts(arch, run.metric_context(), gen).items():
+                    save_torch_atomic(out / name, obj)
         by_arch = {s.record["arch"]: s for s in chosen}
         front = front_records(records, sc.n_exits)
         write_text_atomic(
@@ -150,7 +158,7 @@ def _last_hypervolume(sdir: Path) -> dict[str, Any]:
 
 
 #: the files run_select writes into each ``final/<name>/`` folder
-_SELECTION_FILES = {"arch.txt", "config.json", "stats.json", "weights.pt"}
+_SELECTION_FILES = {"arch.txt", "config.json", "stats.json", "weights.pt", EENN_FILE}
 
 
 def _remove_previous_selection(

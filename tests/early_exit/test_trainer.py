@@ -39,6 +39,8 @@ class TinyExitNet(nn.Module):
             for i in range(n_exits)
         )
         self.exit_costs = [float(i + 1) for i in range(n_exits)]
+        # what a sample leaving at exit b executes: the heads passed (0.1 each) included
+        self.inference_costs = [c + 0.1 * i for i, c in enumerate(self.exit_costs)]
         self.thresholds: tuple[float, ...] | None = (0.5,) * (n_exits - 1)
         self.rule: ExitRule = CumulativeRule() if binary else MarginRule()
 
@@ -90,6 +92,12 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 def test_the_stand_in_is_an_exit_network() -> None:
     assert isinstance(TinyExitNet(True), ExitNetwork)
     assert not isinstance(nn.Linear(2, 2), ExitNetwork)
+
+
+def test_the_recipe_weighs_executed_or_cnas_costs() -> None:
+    net = TinyExitNet(True)
+    assert EarlyExitRecipe().costs(net) == net.inference_costs != net.exit_costs
+    assert EarlyExitRecipe(executed_costs=False).costs(net) == net.exit_costs
 
 
 def test_nachos_phase_freezes_the_backbone_and_trains_the_heads() -> None:
