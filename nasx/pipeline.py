@@ -14,7 +14,6 @@ from nasx.config import build, check_config, fingerprint, uses_surrogate
 from nasx.correlate import choose_archs
 from nasx.errors import NasxError
 from nasx.io import write_json_atomic
-from nasx.metric.benchmark import BenchmarkMetric
 from nasx.objective.base import MeasuredObjective
 from nasx.objective.feasibility import check_feasible
 from nasx.search_space.base import Architecture
@@ -68,8 +67,10 @@ def build_parts(cfg: DictConfig) -> Parts:
         log.info("objective bounds: %.1f%% of the checked architectures are feasible", 100 * share)
     for text in cfg.select.archs:
         space.parse(text)  # a string that does not parse stops the run before any work
-    if isinstance(metric, BenchmarkMetric):
-        metric.check_space(space)  # a column the table lacks stops the run before any work
+    check_space = getattr(metric, "check_space", None)
+    if callable(check_space):
+        # a column the table lacks, a space without the metric's exits: stop before any work
+        check_space(space)
     archs: list[Architecture] = []
     if "correlate" in _stages(cfg):
         seed = cfg.correlate.seed if cfg.correlate.seed is not None else cfg.seed

@@ -16,8 +16,10 @@ import torch
 
 from nasx.early_exit.network import EarlyExitNetwork
 from nasx.early_exit.recipe import EarlyExitRecipe
+from nasx.errors import NasxError
 from nasx.metric.base import Metric, MetricContext
 from nasx.search_space.base import Architecture
+from nasx.search_space.early_exit import NachosMobileNetV3Space
 
 #: the file `EarlyExitMetric.artifacts` writes into ``final/<name>/``
 EENN_FILE = "eenn.pt"
@@ -123,6 +125,19 @@ class EarlyExitMetric(Metric):
         """NACHOS's binary exits (``method=binary``) or EDANAS's plain ones."""
         return self.recipe.method == "binary"
 
+    def check_space(self, space: Any) -> None:
+        """Raise `NasxError` naming the fix unless ``space`` has this method's exits."""
+        kind = {"joint": "ee_mbv3", "binary": "nachos_mbv3"}[self.recipe.method]
+        method = "edanas" if kind == "ee_mbv3" else "nachos"
+        if not hasattr(space, "exit_config") or (
+            isinstance(space, NachosMobileNetV3Space) != self.binary
+        ):
+            raise NasxError(
+                f"metric={method} trains {'NACHOS' if self.binary else 'EDANAS'} exits, which "
+                f"{type(space).__name__} does not encode: use space={kind} (or {kind}_cpu), or "
+                "another metric"
+            )
+
     def trained(
         self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
     ) -> tuple[EarlyExitNetwork, Any]:
@@ -132,16 +147,8 @@ class EarlyExitMetric(Metric):
         evaluated by calling it again with the same generator.
         """
         space: Any = ctx.space
-        if not hasattr(space, "exit_config"):
-            raise ValueError(
-                f"metric=edanas/nachos trains early exits, but space {type(space).__name__} has "
-                "none: use space=ee_mbv3 (EDANAS) or space=nachos_mbv3 (NACHOS) or a _cpu variant"
-            )
+        self.check_space(space)
         config = space.exit_config(arch)
-        if self.binary and config.thresholds is not None:
-            raise ValueError("metric=nachos tunes its thresholds: use space=nachos_mbv3")
-        if not self.binary and config.thresholds is None:
-            raise ValueError("metric=edanas reads searched thresholds: use space=ee_mbv3")
         backbone = ctx.calibrated(arch, generator, self.recal_images, self.bn_momentum)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         with torch.random.fork_rng(devices=[]):

@@ -137,3 +137,12 @@ def test_a_corrupt_export_is_one_clear_error(tmp_path: Path, edanas) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(NasxError, match="re-run stages=\\[select\\]"):
         load_eenn(bad, space)
+
+
+def test_a_space_without_the_methods_exits_stops_before_any_work(compose_cfg, tmp_path) -> None:
+    from nasx.pipeline import build_parts
+
+    with pytest.raises(NasxError, match="space=nachos_mbv3"):
+        build_parts(compose_cfg("space=ee_mbv3_cpu", "metric=nachos"))
+    with pytest.raises(NasxError, match="space=ee_mbv3"):
+        build_parts(compose_cfg("metric=edanas"))  # the default NB201 space has no exits
