@@ -8,6 +8,7 @@ from nasx.search_space.early_exit import ExitConfig as ExitConfig
 from nasx.search_space.early_exit import NachosMobileNetV3Space as NachosMobileNetV3Space
 from nasx.search_space.early_exit import exit_blocks as exit_blocks
 from nasx.search_space.mobilenet import MobileNetSpace as MobileNetSpace
+from nasx.search_space.nag_cell import NAGCellSpace as NAGCellSpace
 from nasx.search_space.nb201 import NB201Space as NB201Space
 from nasx.search_space.ofa_mbv3 import OFAMobileNetV3Space as OFAMobileNetV3Space
 
@@ -17,6 +18,7 @@ __all__ = [
     "EEMobileNetV3Space",
     "ExitConfig",
     "MobileNetSpace",
+    "NAGCellSpace",
     "NB201Space",
     "NachosMobileNetV3Space",
     "OFAMobileNetV3Space",

@@ -5,6 +5,7 @@ Importing this package registers every space's supernet (`register_supernet`).
 
 from nasx.supernet import darts as _darts  # noqa: F401  (registration)
 from nasx.supernet import mobilenet as _mobilenet  # noqa: F401  (registration)
+from nasx.supernet import nag_cell as _nag_cell  # noqa: F401  (registration)
 from nasx.supernet import nb201 as _nb201  # noqa: F401  (registration)
 from nasx.supernet import ofa_mbv3 as _ofa_mbv3  # noqa: F401  (registration)
 from nasx.supernet.base import Supernet as Supernet

@@ -105,13 +105,15 @@ def test_option_composes_and_instantiates(compose_cfg, group: str, option: str, 
         parts = build_parts(cfg)  # instantiates space, dataset, metric, costs, search
         kind = cfg.space._target_.rsplit(".", 1)[1].removesuffix("Space")
         # NB201 6, DARTS 28, RLNAS MobileNet 21, OFA MobileNetV3 46 (NSGANetV2's encoding),
-        # EDANAS / NACHOS 49 (45 backbone + 4 exit genes at a fixed resolution)
+        # EDANAS / NACHOS 49 (45 backbone + 4 exit genes at a fixed resolution), NAG cells 102
+        # (51 per cell at 10 vertices)
         n_vars = {
             "Darts": 28,
             "MobileNet": 21,
             "OFAMobileNetV3": 46,
             "EEMobileNetV3": 49,
             "NachosMobileNetV3": 49,
+            "NAGCell": 102,
         }
         assert parts.space.n_var == n_vars.get(kind, 6)
         if group in ("metric", "search"):

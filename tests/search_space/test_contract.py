@@ -30,7 +30,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def make_space(option: str, num_classes: int = 5) -> SearchSpace:
     """The space of ``space=<option>`` (its own defaults list merged), as the pipeline builds it."""
     node = OmegaConf.load(CONF / "space" / f"{option}.yaml")
-    for parent in [d for d in node.pop("defaults", []) if d != "_self_"]:
+    # string entries are parent space files; ``override /metric...: x`` entries (the
+    # early-exit spaces') select other groups' options and do not shape the space node
+    for parent in [d for d in node.pop("defaults", []) if isinstance(d, str) and d != "_self_"]:
         node = OmegaConf.merge(OmegaConf.load(CONF / "space" / f"{parent}.yaml"), node)
         node.pop("defaults", None)
     return instantiate(node, num_classes=num_classes)
