@@ -44,6 +44,11 @@ def test_option_composes_and_instantiates(compose_cfg, group: str, option: str, 
         ("objective", "flops_lut_bounded"): ["space=mobilenet_cpu"],
         ("dataset", "imagenet"): ["metric=angle"],  # RLNAS trains on every image: no valid split
         ("objective", "avg_macs"): ["space=ee_mbv3_cpu"],  # measured by the space's EDANAS metric
+        # an early-exit metric needs its method's space
+        ("metric", "edanas"): ["space=ee_mbv3_cpu"],
+        ("metric", "edanas_cpu"): ["space=ee_mbv3_cpu"],
+        ("metric", "nachos"): ["space=nachos_mbv3_cpu"],
+        ("metric", "nachos_cpu"): ["space=nachos_mbv3_cpu"],
     }
     cfg = compose_cfg(f"{group}={option}", *extra.get((group, option), []))
     check_config(cfg)
