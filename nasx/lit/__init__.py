@@ -6,6 +6,8 @@ from nasx.lit.early_exit import EarlyExitLitModule as EarlyExitLitModule
 from nasx.lit.early_exit import EarlyExitResult as EarlyExitResult
 from nasx.lit.early_exit import train_early_exit as train_early_exit
 from nasx.lit.evaluation import LightningRunner as LightningRunner
+from nasx.lit.nag import NAGLitModule as NAGLitModule
+from nasx.lit.nag import train_generator as train_generator
 from nasx.lit.supernet import SupernetLitModule as SupernetLitModule
 from nasx.lit.tracking import SearchTracker as SearchTracker
 
@@ -17,7 +19,9 @@ __all__ = [
     "EarlyExitLitModule",
     "EarlyExitResult",
     "LightningRunner",
+    "NAGLitModule",
     "SearchTracker",
     "SupernetLitModule",
     "train_early_exit",
+    "train_generator",
 ]
