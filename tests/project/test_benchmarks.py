@@ -6,12 +6,15 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 # benchmark scripts import their shared helpers (benchmarks/_results.py) as run from there
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
+@pytest.mark.slow  # trains on both sides: in make test-all, to keep make test < 15 min
 def test_supernet_throughput_quick(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location(
         "supernet_throughput", ROOT / "benchmarks" / "supernet_throughput.py"
@@ -31,6 +34,7 @@ def test_supernet_throughput_quick(tmp_path: Path) -> None:
     assert out.read_text().count("supernet_throughput:start") == 1
 
 
+@pytest.mark.slow  # trains on both sides: in make test-all, to keep make test < 15 min
 def test_retrain_throughput_quick(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location(
         "retrain_throughput", ROOT / "benchmarks" / "retrain_throughput.py"
@@ -50,6 +54,7 @@ def test_retrain_throughput_quick(tmp_path: Path) -> None:
     assert "kept" in text and text.count("retrain_throughput:start") == 1
 
 
+@pytest.mark.slow  # trains on both sides: in make test-all, to keep make test < 15 min
 def test_lut_fidelity_quick(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location(
         "lut_fidelity", ROOT / "benchmarks" / "lut_fidelity.py"
