@@ -229,11 +229,11 @@ def configs(quick: bool) -> list[Config]:
     return [
         Config("digits, NB201 C=16 N=1, 16px", lambda: DigitsData(batch_size=64),
                lambda k: NB201Space(k, channels=16, cells_per_stage=1, image_size=16),
-               NB201_BEST, nb201, epochs=20),
+               NB201_BEST, nb201, epochs=15),
         Config("fake-1536, DARTS V2 C=8 L=8 aux, 32px",
                lambda: FakeData(num_train=1536, size=32, num_classes=10, batch_size=96),
                lambda k: darts_space(k, channels=8, layers=8, image_size=32),
-               "DARTS_V2", darts, epochs=4),
+               "DARTS_V2", darts, epochs=3),
     ]  # fmt: skip
 
 
@@ -593,7 +593,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--epochs",
         type=int,
         default=None,
-        help="epochs of every config (default: 20 on digits, 4 on the DARTS network)",
+        help="epochs of every config (default: 15 on digits, 3 on the DARTS network)",
     )
     p.add_argument(
         "--quick",
