@@ -22,12 +22,13 @@ smoothing; ``zero_grad``; ``backward``; ``clip_grad_norm_(5)``; ``step``; update
 PyTorch already: the batch augmentation (`nasx.retrain.augment.BatchAugment`, whose random
 draws must be the same ones) and torch's ``AveragedModel`` for the EMA.
 
-After one warm-up run of each, the runs are interleaved (plain, Lightning, plain, ...) so that
-drifting machine load hits both alike; the medians of steps/s are reported with their ratio
-(Lightning / plain), together with the largest absolute difference between the final weights
-(and EMA weights) of the two sides, which shows that they did the same work. Each run also
-records how many cores other processes kept busy meanwhile: with torch's default of one
-thread per core, a busy machine slows every run many times over, so such numbers are flagged.
+After one warm-up run of each, the runs are interleaved in alternating order (plain,
+Lightning, Lightning, plain, plain, ...) so that drifting machine load or speed hits both
+alike; the medians of steps/s are reported with their ratio (Lightning / plain), together with
+the largest absolute difference between the final weights (and EMA weights) of the two sides,
+which shows that they did the same work. Each run also records how many cores other processes
+kept busy meanwhile: with torch's default of one thread per core, a busy machine slows every
+run many times over, so such numbers are flagged.
 
 Usage::
 
@@ -442,8 +443,14 @@ def bench(cfg: Config, repeats: int, epochs: int | None, log: bool = True) -> Re
     run_lightning(setup, e)
     plain: list[Run] = []
     lit: list[Run] = []
-    for _ in range(repeats):
-        for side, runs, fn in (("plain", plain, run_plain), ("lightning", lit, run_lightning)):
+    sides: list[tuple[str, list[Run], Callable[[Setup, int], Run]]] = [
+        ("plain", plain, run_plain),
+        ("lightning", lit, run_lightning),
+    ]
+    for i in range(repeats):
+        # alternate which side goes first (ABBA): a machine that drifts faster or slower over
+        # the minutes favours neither side
+        for side, runs, fn in sides if i % 2 == 0 else sides[::-1]:
             runs.append(fn(setup, e))
             if log:
                 r = runs[-1]
@@ -557,7 +564,8 @@ def section(
             f"Python {info['python']}",
             f"- Command: `{command}`",
             f"- Method: one warm-up run of each side, then {repeats} interleaved repeats "
-            "(plain, Lightning, plain, ...); medians of steps/s. *steps/s* counts the whole "
+            "in alternating order (plain, Lightning, Lightning, plain, ...); medians of "
+            "steps/s. *steps/s* counts the whole "
             "run (network, optimiser or module and Trainer construction to the end of "
             "training), *in-loop ratio* only the epoch loop (Lightning: `on_train_start` to "
             "`on_train_end`), *pairwise ratios* the spread of the back-to-back pairs, *other "
