@@ -46,6 +46,13 @@ def save_torch_atomic(path: str | Path, obj: Any) -> None:
     _atomic(Path(path), lambda fh: torch.save(obj, fh), "wb")
 
 
+def save_npy_atomic(path: str | Path, array: Any) -> None:
+    """``numpy.save`` (no pickles) through a temporary file and a rename."""
+    import numpy as np
+
+    _atomic(Path(path), lambda fh: np.save(fh, array, allow_pickle=False), "wb")
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict from a nasx weights file or a Lightning checkpoint, safely.
 

@@ -16,6 +16,7 @@ import torch
 
 from nasx.early_exit.network import EarlyExitNetwork
 from nasx.early_exit.recipe import EarlyExitRecipe
+from nasx.early_exit.tuning import TuningResult
 from nasx.errors import NasxError
 from nasx.metric.base import Metric, MetricContext
 from nasx.search_space.base import Architecture
@@ -43,7 +44,9 @@ class EarlyExitMetric(Metric):
     there), ``exit_costs`` (CNAS's: backbone to each exit plus its head), ``inference_costs``
     (what a sample leaving there executes: every head passed too), ``macs`` (the full network),
     ``params`` (M, backbone and every exit), ``backbone_top1`` and ``final_top1`` (final-exit
-    accuracy after the backbone phase and after the exit phase, %), ``ece`` (per exit).
+    accuracy after the backbone phase and after the exit phase, %), ``ece`` (per exit); NACHOS
+    also ``grid_epsilon`` (the grid value chosen) and ``repaired`` (1 when repair brought
+    ``avg_macs`` within ``mmax``; lowered thresholds that never got there leave it 0).
 
     Args:
         method: ``joint`` (EDANAS, score-margin rule) or ``binary`` (NACHOS, cumulative rule).
@@ -178,7 +181,11 @@ class EarlyExitMetric(Metric):
     ) -> dict[str, Any]:
         net, result = self.trained(arch, ctx, generator)
         ev = result.evaluation
+        tuned = {}
+        if isinstance(ev, TuningResult):  # NACHOS: the grid value and whether repair moved it
+            tuned = {"grid_epsilon": float(ev.epsilon), "repaired": float(ev.repaired)}
         return {
+            **tuned,
             "accuracy": float(ev.accuracy),
             "top1_err": 100.0 * (1.0 - float(ev.accuracy)),
             "avg_macs": float(ev.avg_macs),

@@ -46,8 +46,8 @@ def generate(
             name one class per objective the generator was trained on.
         n: number of draws.
         seed: seed of z, of the drawn types and edges, and of dropout when on.
-        dropout: keep dropout on while generating, as the reference does (it never calls
-            ``eval()``); ``False`` generates in eval mode.
+        dropout: keep dropout on while generating, as the reference does (it never switches
+            the generator to evaluation mode); ``False`` generates in evaluation mode.
         unique: drop repeated architectures.
         batch_size: draws per forward pass.
     """

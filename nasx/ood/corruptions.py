@@ -19,9 +19,7 @@ Two sources, recorded in every `CorruptedImages`:
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import re
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from nasx.errors import NasxError
+from nasx.io import save_npy_atomic
 
 CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise",
@@ -183,21 +182,6 @@ def corrupt_images(
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    # same protocol as nasx.io: temporary file in the target folder, fsync, rename
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def images_digest(images: np.ndarray) -> str:
     """A short content digest of clean images (8 hex digits of CRC-32 over shape and bytes)."""
     arr = np.ascontiguousarray(images)
@@ -264,7 +248,7 @@ def generate_corrupted(
                 return CorruptedImages(cached, labels, corruption, severity, source, cached=True)
     out = corrupt_images(images, corruption, severity, corruption_rng(seed, corruption, severity))
     if path is not None:
-        _save_npy_atomic(path, out)
+        save_npy_atomic(path, out)
     return CorruptedImages(out, labels, corruption, severity, source)
 
 

@@ -18,7 +18,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nasx.retrain.augment import AUGMENTS, BatchAugment
-from nasx.supernet.recipe import INTERVALS, OptimizerFactory, SchedulerFactory
+from nasx.supernet.recipe import (
+    INTERVALS,
+    OptimizerFactory,
+    SchedulerFactory,
+    lightning_optimizers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -222,17 +227,13 @@ class RetrainRecipe:
 
     def configure_optimizers(self, net: nn.Module, steps_per_epoch: int) -> dict[str, Any]:
         """Lightning's ``configure_optimizers`` dict for ``net``'s parameters."""
-        opt = self.optimizer(self.param_groups(net))
-        if self.scheduler is None:
-            return {"optimizer": opt}
-        if self.scheduler_interval == "step":
-            sched = self.scheduler(opt, steps_per_epoch=steps_per_epoch)
-        else:
-            sched = self.scheduler(opt)
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": sched, "interval": self.scheduler_interval},
-        }
+        return lightning_optimizers(
+            self.optimizer,
+            self.scheduler,
+            self.scheduler_interval,
+            self.param_groups(net),
+            steps_per_epoch,
+        )
 
 
 def _check_corruptions(names: list[str]) -> None:

@@ -114,14 +114,26 @@ class TrainingRecipe:
         self, params: Iterable[nn.Parameter], steps_per_epoch: int
     ) -> dict[str, Any]:
         """Lightning's ``configure_optimizers`` dict for these parameters."""
-        opt = self.optimizer(params)
-        if self.scheduler is None:
-            return {"optimizer": opt}
-        if self.scheduler_interval == "step":
-            sched = self.scheduler(opt, steps_per_epoch=steps_per_epoch)
-        else:
-            sched = self.scheduler(opt)
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": sched, "interval": self.scheduler_interval},
-        }
+        return lightning_optimizers(
+            self.optimizer, self.scheduler, self.scheduler_interval, params, steps_per_epoch
+        )
+
+
+def lightning_optimizers(
+    optimizer: OptimizerFactory,
+    scheduler: SchedulerFactory | None,
+    interval: str,
+    params: Any,
+    steps_per_epoch: int,
+) -> dict[str, Any]:
+    """Lightning's ``configure_optimizers`` dict from a recipe's partial nodes.
+
+    A per-step scheduler (``interval="step"``) is built with ``steps_per_epoch``; the
+    supernet and the retrain recipes both configure through here.
+    """
+    opt = optimizer(params)
+    if scheduler is None:
+        return {"optimizer": opt}
+    step = interval == "step"
+    sched = scheduler(opt, steps_per_epoch=steps_per_epoch) if step else scheduler(opt)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}

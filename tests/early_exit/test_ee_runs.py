@@ -11,6 +11,7 @@ import torch
 from nasx import pipeline
 from nasx.config import build
 from nasx.early_exit import EarlyExitInference, load_eenn
+from nasx.early_exit.tuning import EPSILON_GRID, grid_thresholds
 from nasx.errors import NasxError
 from nasx.metric.early_exit import EENN_FILE
 
@@ -102,9 +103,16 @@ def test_nachos_thresholds_are_tuned_and_the_search_is_feasibility_weighted(nach
     for rec in json.loads(sorted((nachos / "search").glob("iter_*.json"))[-1].read_text())[
         "archive"
     ]:
-        eps = rec["metric"]["epsilon"]
-        # NACHOS's grid: the first exit at max(0.7, eps); repairs only lower thresholds
-        assert eps[0] >= 0.7 - 1e-9 or rec["metric"]["avg_macs"] > 0
+        m = rec["metric"]
+        eps = m["epsilon"]
+        # NACHOS's grid: the first exit at max(0.7, eps), eps after; repairs only lower them
+        grid = grid_thresholds(m["grid_epsilon"], int(m["n_exits"]))
+        assert m["grid_epsilon"] in EPSILON_GRID and len(eps) == len(grid)
+        assert all(e <= g + 1e-9 for e, g in zip(eps, grid, strict=True))
+        if eps == pytest.approx(list(grid)):
+            assert eps[0] >= 0.7 - 1e-9 and not m["repaired"]
+        if m["repaired"]:  # repair reached the smoke preset's mmax (1.2 M MACs)
+            assert m["avg_macs"] <= 1.2 + 1e-9
 
 
 def test_select_filters_the_front_by_the_number_of_exits(edanas, compose_cfg) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,15 +15,19 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-@pytest.mark.slow  # trains on both sides: in make test-all, to keep make test < 15 min
-def test_supernet_throughput_quick(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "supernet_throughput", ROOT / "benchmarks" / "supernet_throughput.py"
-    )
+def load_benchmark(name: str) -> Any:
+    """``benchmarks/<name>.py`` as a module, registered in ``sys.modules``."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow  # trains on both sides: in make test-all, to keep make test < 15 min
+def test_supernet_throughput_quick(tmp_path: Path) -> None:
+    mod = load_benchmark("supernet_throughput")
     out = tmp_path / "RESULTS.md"
     out.write_text("# results\n\nkept\n")
     results = mod.main(["--quick", "--write-results", "--results", str(out)])
@@ -36,13 +41,7 @@ def test_supernet_throughput_quick(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # trains on both sides: in make test-all, to keep make test < 15 min
 def test_retrain_throughput_quick(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "retrain_throughput", ROOT / "benchmarks" / "retrain_throughput.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("retrain_throughput")
     out = tmp_path / "RESULTS.md"
     out.write_text("# results\n\nkept\n")
     results = mod.main(["--quick", "--write-results", "--results", str(out)])
@@ -56,13 +55,7 @@ def test_retrain_throughput_quick(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # trains on both sides: in make test-all, to keep make test < 15 min
 def test_lut_fidelity_quick(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "lut_fidelity", ROOT / "benchmarks" / "lut_fidelity.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("lut_fidelity")
     out = tmp_path / "RESULTS.md"
     results = mod.main(["--quick", "--write-results", "--results", str(out)])
     assert [r.space.split()[0] for r in results] == ["nb201", "darts"]
@@ -73,13 +66,7 @@ def test_lut_fidelity_quick(tmp_path: Path) -> None:
 
 
 def test_ofa_supernet_quick(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "ofa_supernet", ROOT / "benchmarks" / "ofa_supernet.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("ofa_supernet")
     out = tmp_path / "RESULTS.md"
     res = mod.main(["--quick", "--write-results", "--results", str(out)])
     # the same subnets, resolutions and batches on both sides: identical final weights
@@ -88,13 +75,7 @@ def test_ofa_supernet_quick(tmp_path: Path) -> None:
 
 
 def test_corruption_cost_quick(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "corruption_cost", ROOT / "benchmarks" / "corruption_cost.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("corruption_cost")
     out = tmp_path / "RESULTS.md"
     res = mod.main(["--quick", "--write-results", "--results", str(out)])
     assert len(res) == 2 and all(v > 0 for v in res.values())
@@ -102,13 +83,7 @@ def test_corruption_cost_quick(tmp_path: Path) -> None:
 
 
 def test_early_exit_latency_quick(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "early_exit_latency", ROOT / "benchmarks" / "early_exit_latency.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("early_exit_latency")
     out = tmp_path / "RESULTS.md"
     out.write_text("# results\n\nkept\n")
     results = mod.main(["--quick", "--write-results", "--results", str(out)])
