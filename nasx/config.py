@@ -66,6 +66,23 @@ class CorrelateConfig:
 
 
 @dataclass
+class NASDatasetConfig:
+    """Settings of the ``nas_dataset`` stage (NAG's NAS dataset, `nasx.nag.dataset`).
+
+    ``source``: ``metric`` (``size`` distinct sampled architectures scored with the run's
+    metric), ``table`` (``size`` NAS-Bench-201 rows, accuracy from ``column``), ``archive`` (an
+    earlier search at ``path``) or ``scores`` (a correlate stage's scores at ``path``). ``seed``
+    seeds the draw (``null``: the run seed).
+    """
+
+    source: str = "metric"
+    size: int = 1000
+    path: str | None = None
+    seed: int | None = None
+    column: str = "cifar10valid_valid_acc_12ep"
+
+
+@dataclass
 class ProfileConfig:
     """Settings of the ``profile`` stage.
 
@@ -95,6 +112,7 @@ class NasxConfig:
     retrain: Any = MISSING
     select: SelectConfig = field(default_factory=SelectConfig)
     correlate: CorrelateConfig = field(default_factory=CorrelateConfig)
+    nas_dataset: NASDatasetConfig = field(default_factory=NASDatasetConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
 
 
@@ -208,6 +226,15 @@ def check_config(cfg: DictConfig) -> None:
     from nasx.correlate import parse_archs_spec
 
     parse_archs_spec(str(cfg.correlate.archs))
+    from nasx.stages.nas_dataset import check_settings
+
+    nd = cfg.nas_dataset
+    check_settings(
+        str(nd.source),
+        int(nd.size),
+        None if nd.path is None else str(nd.path),
+        check_path="nas_dataset" in [str(s) for s in cfg.stages],
+    )
     if uses_surrogate(cfg):
         check_node("surrogate", cfg.surrogate)
         if not str(cfg.search._target_).endswith("MSuNASSearch"):
@@ -314,7 +341,8 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     keep = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(keep, dict)
     # the profile stage's request and the stages' own settings change no archive
-    for key in ("stages", "progress", "logger", "trainer", "select", "correlate", "profile"):
+    stage_keys = ("select", "correlate", "nas_dataset", "profile")
+    for key in ("stages", "progress", "logger", "trainer", *stage_keys):
         keep.pop(key, None)
     keep.pop("retrain", None)  # the recipe of a later stage: a search's directory stays valid
     for key in ("arch", "archs"):

@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from scipy import stats
 
-from nasx.config import build, check_config, recipe_node
+from nasx.config import build, check_config, fingerprint, recipe_node
 from nasx.pipeline import build_parts
 from tests.conftest import CONF
 
@@ -202,6 +202,22 @@ def test_default_is_the_main_job(compose_cfg) -> None:
     assert [c._target_.rsplit(".", 1)[1] for c in cfg.objective.costs] == ["FlopsObjective"]
     assert cfg.dataset._target_.endswith("DigitsData")
     assert list(cfg.stages) == ["supernet", "search", "select"]
+
+
+def test_nas_dataset_node_composes_and_changes_no_archive(compose_cfg, tmp_path: Path) -> None:
+    cfg = compose_cfg()
+    assert dict(cfg.nas_dataset) == {
+        "source": "metric",
+        "size": 1000,
+        "path": None,
+        "seed": None,
+        "column": "cifar10valid_valid_acc_12ep",
+    }
+    for source in ("metric", "table", "archive", "scores"):
+        node = compose_cfg(f"nas_dataset.source={source}", f"nas_dataset.path={tmp_path}")
+        check_config(node)
+        # the stage's settings are not part of the run directory's identity
+        assert fingerprint(node) == fingerprint(cfg)
 
 
 def test_conf_tree_has_no_stray_files() -> None:
