@@ -15,7 +15,10 @@ from nasx.correlate import choose_archs
 from nasx.errors import NasxError
 from nasx.io import write_json_atomic
 from nasx.objective.base import MeasuredObjective
+from nasx.nag.adapters import adapter_for
 from nasx.objective.feasibility import check_feasible
+from nasx.search.gan import NO_DATASET as GAN_NO_DATASET
+from nasx.search.gan import GANSearch
 from nasx.search_space.base import Architecture
 from nasx.stages.context import Parts, RunContext
 
@@ -51,7 +54,13 @@ def build_parts(cfg: DictConfig) -> Parts:
             strategy = make(surrogate=surrogate, **extra)
         except ValueError as exc:
             raise NasxError(f"invalid search config: {exc}") from exc
+    if isinstance(strategy, GANSearch) and "search" in _stages(cfg):
+        if strategy.needs_dataset() and "nas_dataset" not in _stages(cfg):
+            raise NasxError(GAN_NO_DATASET)
+        adapter_for(space)  # a space NAG cannot grow stops the run before any work
     scoring = {"search", "correlate"} & set(_stages(cfg))
+    if "nas_dataset" in _stages(cfg) and str(cfg.nas_dataset.source) == "metric":
+        scoring.add("nas_dataset")
     if scoring and metric.needs_valid and float(cfg.dataset.get("valid_fraction", 0.5)) == 0:
         raise NasxError(
             f"metric={metric.name} scores architectures on the valid split, which "

@@ -8,6 +8,7 @@ from typing import Any
 
 from nasx.io import write_json_atomic
 from nasx.plots import plot_hypervolume, plot_pareto
+from nasx.search.gan import GANSearch
 from nasx.search_loop import SearchLoop
 from nasx.stages.base import Stage, register_stage
 from nasx.stages.context import RunContext
@@ -33,6 +34,9 @@ class SearchStage(Stage):
         cfg, strategy = run.cfg, run.parts.strategy
         evaluator = run.evaluator()
         sdir = run.run_dir / "search"
+        built = run.run_dir / "nas_dataset" / "nas_dataset.json"
+        if isinstance(strategy, GANSearch) and strategy.dataset_path is None and built.exists():
+            strategy.dataset_path = built  # stages=[nas_dataset, search]: the file just built
         strategy.setup(
             evaluator.space,
             evaluator.n_obj,
