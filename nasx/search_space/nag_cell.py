@@ -175,6 +175,9 @@ class NAGCellSpace(SearchSpace):
         net_channels: C of `build_network` (``None``: ``channels``; §5.1 retrains at 36).
         net_cells_per_stage: N of `build_network` (``None``: ``cells_per_stage``; §5.1: 6).
         dropout: dropout before `build_network`'s classifier (§5.1 keep_prob 0.6: 0.4).
+        sample_same_cells: `sample` uses the sampled normal cell as the reduction cell too,
+            as the reference's NAS dataset does by mistake (§8.1, ``build_nas_dataset.py:558``);
+            ``False`` (default) samples both.
     """
 
     def __init__(
@@ -188,6 +191,7 @@ class NAGCellSpace(SearchSpace):
         net_channels: int | None = None,
         net_cells_per_stage: int | None = None,
         dropout: float = 0.0,
+        sample_same_cells: bool = False,
     ) -> None:
         net_c = channels if net_channels is None else net_channels
         net_n = cells_per_stage if net_cells_per_stage is None else net_cells_per_stage
@@ -207,6 +211,7 @@ class NAGCellSpace(SearchSpace):
         self.channels, self.cells_per_stage = channels, cells_per_stage
         self.net_channels, self.net_cells_per_stage = net_c, net_n
         self.max_vertices, self.dropout = max_vertices, float(dropout)
+        self.sample_same_cells = bool(sample_same_cells)
         self.input_shape = (in_channels, image_size, image_size)
         self.cell_genes = cell_genes(max_vertices)
         upper: list[int] = []
@@ -249,18 +254,18 @@ class NAGCellSpace(SearchSpace):
         """Two independent cells drawn as the reference's ``generate_arch`` (§2.3), pruned.
 
         A cell whose output no live vertex feeds is drawn again, as the reference rejects
-        it. Both cells are sampled (the reference's dataset keeps the normal cell twice,
-        §8.1).
+        it. Both cells are sampled; with ``sample_same_cells`` the normal cell is used twice,
+        as in the reference's dataset (§8.1).
         """
         specs = []
-        for _ in range(2):
+        for _ in range(1 if self.sample_same_cells else 2):
             for _ in range(1000):
                 spec = spec_from_reference(*sample_reference_cell(rng, self.max_vertices))
                 spec, ok = canonical_cell(encode_cell(spec, self.max_vertices), self.max_vertices)
                 if ok:
                     break
             specs.append(spec)
-        return self.from_cells(specs[0], specs[1])
+        return self.from_cells(specs[0], specs[-1])
 
     def to_str(self, arch: Architecture) -> str:
         parts = []
@@ -416,4 +421,4 @@ class NAGCellSpace(SearchSpace):
             "net_channels": self.net_channels,
             "net_cells_per_stage": self.net_cells_per_stage,
             "dropout": self.dropout,
-        }
+        } | ({"sample_same_cells": True} if self.sample_same_cells else {})

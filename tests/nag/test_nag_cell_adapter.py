@@ -69,3 +69,14 @@ def test_adapter_for_picks_the_space_adapter() -> None:
     assert isinstance(adapter_for(NAGCellSpace()), NAGCellGraphAdapter)
     with pytest.raises(NasxError, match="nag_cell"):
         adapter_for(DartsSpace())
+
+
+def test_reference_dataset_switch_samples_the_normal_cell_twice() -> None:
+    """§8.1: the reference's NAS dataset uses each sampled normal cell as both cells."""
+    rng = np.random.default_rng(0)
+    same = NAGCellSpace(sample_same_cells=True)
+    archs = [same.sample(rng) for _ in range(50)]
+    assert all(same.cells(a)[0] == same.cells(a)[1] for a in archs)
+    both = NAGCellSpace()
+    assert sum(both.cells(a)[0] != both.cells(a)[1] for a in [both.sample(rng) for _ in range(50)])
+    assert "sample_same_cells" not in both.describe() and same.describe()["sample_same_cells"]
