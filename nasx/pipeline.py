@@ -17,6 +17,7 @@ from nasx.io import write_json_atomic
 from nasx.objective.base import MeasuredObjective
 from nasx.nag.adapters import adapter_for
 from nasx.objective.feasibility import check_feasible
+from nasx.run_lock import hold_run_dir
 from nasx.search.gan import NO_DATASET as GAN_NO_DATASET
 from nasx.search.gan import GANSearch
 from nasx.search_space.base import Architecture
@@ -131,14 +132,25 @@ def _check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Run the configured stages in ``run_dir``; returns each stage's summary by name."""
+    """Run the configured stages in ``run_dir``; returns each stage's summary by name.
+
+    The launching process (DDP rank zero) holds ``run_dir``'s lock (`nasx.run_lock`) for the
+    whole run; a second process on the same directory stops with a `NasxError`.
+    """
+    run_dir = Path(run_dir).resolve()
+    rank_zero = is_rank_zero()
+    if not rank_zero:  # a DDP worker rank, started by the rank-zero process that holds the lock
+        return _run(cfg, run_dir, rank_zero)
+    with hold_run_dir(run_dir):  # one process per run directory, whichever stages run
+        return _run(cfg, run_dir, rank_zero)
+
+
+def _run(cfg: DictConfig, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     from nasx.lit.tracking import SearchTracker
     from nasx.stages import stages_in_order
 
-    run_dir = Path(run_dir).resolve()
     _quiet_lightning()
     parts = build_parts(cfg)
-    rank_zero = is_rank_zero()
     if rank_zero:
         _check_run_dir(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
