@@ -28,7 +28,7 @@ from nasx.surrogate.base import Surrogate, fit_quality
 
 #: objective rows at or above this are failed evaluations (`nasx.evaluator.FAILED_VALUE`)
 FAILED = 1e10
-#: how a single-objective iteration picks its candidates (`MSuNAS` ``explore``)
+#: how an iteration picks its candidates (`MSuNAS` ``explore``)
 EXPLORE = ("none", "local")
 
 
@@ -106,6 +106,14 @@ class MSuNASSearch(SearchStrategy):
     it half of the rest, and so on; a parent whose neighbourhood is all evaluated hands over
     to the next-best one.
 
+    With several objectives ``explore="local"`` splits each iteration: half of the candidates
+    (rounded down) come from the same local search on the predicted first objective (parents:
+    the archive's most accurate architectures), the rest from NSGANetV2's subset selection of
+    the NSGA-II population. The reference's spread along the second objective leaves the most
+    accurate, slowest end of the front thin, since NSGA-II on the surrogate rarely finds the
+    best architectures there; the local half reaches them, and the exact costs (latency) place
+    them on the front.
+
     Args:
         n_evals: budget (distinct architectures), the DOE included.
         surrogate: the accuracy predictor, refitted every iteration; set by the pipeline from
@@ -125,7 +133,8 @@ class MSuNASSearch(SearchStrategy):
         doe_extremes: start the DOE with the smallest and largest architectures (NSGANetV2);
             ``False`` makes it purely random (CNAS ``search_space.sample(n_doe)``).
         so_generations: GA generations on the surrogate with a single objective (CNAS: 60).
-        explore: ``none`` (the reference) or ``local`` (see above); single objective only.
+        explore: ``none`` (the reference) or ``local`` (see above): with one objective all
+            candidates, with several half of them, from the local search.
         min_distance: genes in which one parent's ``explore="local"`` candidates differ
             pairwise.
         parent_distance: genes in which ``explore="local"`` parents differ pairwise.
@@ -252,9 +261,12 @@ class MSuNASSearch(SearchStrategy):
         if self._sec:
             self._fit_measured(genes, X)
         if self.n_obj == 1 and self.explore == "local":
-            chosen = self._local()
+            chosen = self._local(self.n_candidates)
         else:
-            chosen = self._subset(self._search_surrogate())
+            local = self._local(self.n_candidates // 2) if self.explore == "local" else []
+            taken = {a.genes for a in local}
+            pool = [(a, f) for a, f in self._search_surrogate() if a.genes not in taken]
+            chosen = local + self._subset(pool, self.n_candidates - len(local))
         if len(chosen) < self.n_candidates:  # the surrogate's front is exhausted: explore
             chosen += self._random(self.n_candidates - len(chosen), exclude=chosen)
         enc = np.array([a.encode() for a in chosen], dtype=float)
@@ -424,21 +436,21 @@ class MSuNASSearch(SearchStrategy):
         problem._evaluate(enc, out)
         return list(zip(pool.values(), np.asarray(out["F"], dtype=float), strict=True))
 
-    def _local(self) -> list[Architecture]:
-        """``explore="local"``: the best predicted new one-gene neighbours of several parents.
+    def _local(self, k: int) -> list[Architecture]:
+        """``explore="local"``: ``k`` best predicted new one-gene neighbours of several parents.
 
         Parents are taken in the archive's order (best first objective first), skipping any
         within ``parent_distance`` genes of a parent already taken (its basin is explored) and
         any whose neighbours are all evaluated. Each parent gets half of the candidates still
-        to choose (8: 4, 2, 1, 1), its new neighbours in order of prediction, pairwise
-        ``min_distance`` apart (`diverse_top`).
+        to choose (k = 8: 4, 2, 1, 1; k = 4: 2, 1, 1), its new neighbours in order of
+        prediction, pairwise ``min_distance`` apart (`diverse_top`).
         """
         problem = self._problem()
         chosen: list[Architecture] = []
         taken: set[tuple[int, ...]] = set()
         parents: list[np.ndarray] = []
         for parent in sorted(self.archive, key=lambda g: self.archive[g][0]):
-            if self.archive[parent][0] >= FAILED or len(chosen) >= self.n_candidates:
+            if self.archive[parent][0] >= FAILED or len(chosen) >= k:
                 break
             x = np.asarray(parent)
             if any(int((x != q).sum()) < self.parent_distance for q in parents):
@@ -451,15 +463,14 @@ class MSuNASSearch(SearchStrategy):
             parents.append(x)
             order = np.argsort([f[0] for _, f in pool], kind="stable")
             ranked = [pool[int(i)][0] for i in order]
-            room = (self.n_candidates - len(chosen) + 1) // 2  # half of what is left (1 of 1)
+            room = (k - len(chosen) + 1) // 2  # half of what is left (1 of 1)
             picked = diverse_top(ranked, room, self.min_distance)
             chosen += picked
             taken |= {a.genes for a in picked}
         return chosen
 
-    def _subset(self, pool: list[tuple[Architecture, np.ndarray]]) -> list[Architecture]:
+    def _subset(self, pool: list[tuple[Architecture, np.ndarray]], k: int) -> list[Architecture]:
         """K of ``pool``: the best predicted for one objective, else NSGANetV2's spread."""
-        k = self.n_candidates
         if len(pool) <= k:
             return [a for a, _ in pool]
         if self.n_obj == 1:

@@ -308,3 +308,23 @@ def test_single_objective_ga_runs_cnas_generations(tmp_path, monkeypatch):
     loop, _ = make_loop(tmp_path / "mo", n_evals=22, n_obj=2, surrogate_generations=5)
     loop.run()
     assert ("NSGA2", ("n_gen", 5)) in seen  # NSGANetV2: surrogate_generations
+
+
+def test_explore_local_with_two_objectives_splits_the_batch(tmp_path):
+    loop, _ = make_loop(tmp_path, n_evals=24, n_candidates=8, explore="local")
+    records = loop.run()
+    doe = {tuple(r["genes"]): r["F"] for r in records[:16]}
+    ranked = sorted(doe, key=lambda g: doe[g][0])
+    new = [np.array(r["genes"]) for r in records[16:]]
+    assert len(new) == 8
+    best = np.array(ranked[0])
+    # half of the batch is the local search on the predicted first objective: 2 one-gene
+    # neighbours of the most accurate architecture, then one of each of two other basins
+    assert [int((x != best).sum()) for x in new[:2]] == [1, 1]
+    parents = [np.array(g) for g in ranked[1:] if int((np.array(g) != best).sum()) >= 3]
+    for x in new[2:4]:
+        assert any(int((x != p).sum()) == 1 for p in parents)
+    # the reference (explore=none) spreads all 8 along latency, not around the best
+    ref, _ = make_loop(tmp_path / "none", n_evals=24, n_candidates=8)
+    ref_new = [np.array(r["genes"]) for r in ref.run()[16:]]
+    assert [int((x != best).sum()) for x in ref_new[:2]] != [1, 1]
