@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nasx.config import build, check_config, fingerprint, uses_surrogate
 from nasx.correlate import choose_archs
 from nasx.errors import NasxError
 from nasx.io import write_json_atomic
-from nasx.objective.base import MeasuredObjective
 from nasx.nag.adapters import adapter_for
+from nasx.objective.base import MeasuredObjective
 from nasx.objective.feasibility import check_feasible
 from nasx.run_lock import hold_run_dir
 from nasx.search.gan import NO_DATASET as GAN_NO_DATASET
@@ -188,10 +188,31 @@ def _build_logger(node: DictConfig, run_dir: Path) -> Any:
     import inspect
 
     from hydra.utils import get_class
+    from lightning.pytorch.loggers import WandbLogger
 
-    params = inspect.signature(get_class(node._target_)).parameters
-    runtime = {"save_dir": str(run_dir)} if "save_dir" in params else {}
+    cls = get_class(node._target_)
+    params = inspect.signature(cls).parameters
+    runtime: dict[str, Any] = {"save_dir": str(run_dir)} if "save_dir" in params else {}
+    group = sweep_group()
+    if issubclass(cls, WandbLogger) and node.get("group") is None and group is not None:
+        # the jobs of one sweep share a W&B group (a node key: build's first argument is "group")
+        node = node.copy()
+        with open_dict(node):
+            node.group = group
     return build("logger", node, **runtime)
+
+
+def sweep_group() -> str | None:
+    """The sweep directory of a Hydra multirun job, as ``<date>/<time>`` (``None``: not one)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    return "/".join(Path(str(hc.sweep.dir)).parts[-2:])
 
 
 def current_run_dir() -> Path:

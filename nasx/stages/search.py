@@ -57,7 +57,7 @@ class SearchStage(Stage):
             plot_pareto(records, evaluator.objective_names, run.run_dir / "plots" / "pareto.png"),
             plot_hypervolume(history, run.run_dir / "plots" / "hv.png"),
         ]
-        run.tracker.archive(records, plots)
+        run.tracker.archive(records, plots, evaluator.objective_names)
         ok = [r for r in records if not r["failed"]]
         best = min(ok, key=lambda r: r["F"][0]) if ok else None
         result = {

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from nasx.config import objective_names, objective_units
+from nasx.diagrams import draw_architecture
 from nasx.errors import NasxError
 from nasx.evaluator import arch_generator
 from nasx.io import save_torch_atomic, write_json_atomic, write_text_atomic
@@ -31,12 +32,13 @@ log = logging.getLogger(__name__)
 class SelectStage(Stage):
     """Choose architectures from the search archive (`nasx.select`) and write ``final/``.
 
-    ``final/<name>/`` gets arch.txt, config.json, stats.json (why and by what it was chosen)
-    and the inherited weights when the metric uses a supernet; ``final/front.csv`` lists the
-    non-dominated records with ``selected`` yes/no, ``final/results.csv`` every evaluated
-    record (CNAS's ``--save_stats_csv``). ``final/selection.json`` is written last: with the
-    same ``select`` settings the stage is then done; with other settings the selection is
-    made again and the previous selection's folders are replaced.
+    ``final/<name>/`` gets arch.txt, config.json, stats.json (why and by what it was chosen),
+    cell.png (the architecture's diagram, `nasx.diagrams`) and the inherited weights when the
+    metric uses a supernet; ``final/front.csv`` lists the non-dominated records with
+    ``selected`` yes/no, ``final/results.csv`` every evaluated record (CNAS's
+    ``--save_stats_csv``). ``final/selection.json`` is written last: with the same ``select``
+    settings the stage is then done; with other settings the selection is made again and the
+    previous selection's folders are replaced.
     """
 
     name = "select"
@@ -98,10 +100,12 @@ class SelectStage(Stage):
             ref_names = {n for files in refs.values() for n in files}
             ours = _SELECTION_FILES | set(space.weights_files) | ref_names
             _remove_previous_selection(fdir, previous, {s.name for s in chosen}, ours)
+        logged: list[dict[str, Any]] = []
         for sel in chosen:
             arch = space.parse(sel.record["arch"])
             out = fdir / sel.name
             write_text_atomic(out / "arch.txt", sel.record["arch"] + "\n")
+            diagram = draw_architecture(space, arch, out / DIAGRAM_FILE)
             write_json_atomic(out / "config.json", {**space.describe(), "genes": list(arch.genes)})
             for name, content in refs[sel.name].items():
                 write_json_atomic(out / name, content)
@@ -115,6 +119,7 @@ class SelectStage(Stage):
                 "chosen_by": dict(sel.info),
             }
             write_json_atomic(out / "stats.json", {**stats, "objective_names": names, **why})
+            logged.append({"name": sel.name, **stats, "reasons": sel.reasons, "diagram": diagram})
             if run.parts.metric.needs_supernet:
                 net = run.supernet.extract(arch).cpu()
                 for name in space.weights_files:
@@ -144,6 +149,7 @@ class SelectStage(Stage):
             ],
         }
         write_json_atomic(marker, result)
+        run.tracker.selection(logged)
         log.info("select: %d architectures written to %s", len(chosen), fdir)
         return result
 
@@ -157,8 +163,10 @@ def _last_hypervolume(sdir: Path) -> dict[str, Any]:
     return {k: last.get(k) for k in ("hv", "hv_raw", "hv_ref")}
 
 
+#: the diagram of a selected architecture, in its ``final/<name>/`` folder
+DIAGRAM_FILE = "cell.png"
 #: the files run_select writes into each ``final/<name>/`` folder
-_SELECTION_FILES = {"arch.txt", "config.json", "stats.json", "weights.pt", EENN_FILE}
+_SELECTION_FILES = {"arch.txt", "config.json", "stats.json", "weights.pt", DIAGRAM_FILE, EENN_FILE}
 
 
 def _remove_previous_selection(
