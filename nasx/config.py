@@ -94,6 +94,25 @@ class ProfileConfig:
 
 
 @dataclass
+class EvaluatorConfig:
+    """Where candidates are evaluated (`nasx.ray_backend`).
+
+    ``backend``: ``local`` (in this process, one at a time) or ``ray`` (each batch spread over
+    ``num_workers`` Ray workers holding ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs).
+    ``address``: ``null`` starts a local Ray cluster for the run; ``auto`` (or ``host:port``)
+    joins a running one (``ray start --head``). ``max_retries``: how often a candidate whose
+    worker died is run again before it is recorded as failed.
+    """
+
+    backend: str = "local"
+    address: str | None = None
+    num_workers: int = 2
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    max_retries: int = 3
+
+
+@dataclass
 class NasxConfig:
     """The root config; the group nodes are checked against their targets' signatures."""
 
@@ -114,6 +133,7 @@ class NasxConfig:
     correlate: CorrelateConfig = field(default_factory=CorrelateConfig)
     nas_dataset: NASDatasetConfig = field(default_factory=NASDatasetConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
 
 
 def run_name(override_dirname: str) -> str:
@@ -223,6 +243,7 @@ def check_config(cfg: DictConfig) -> None:
         check_node(f"objective.costs[{i}]", node)
     check_recipe(cfg)
     check_select(cfg)
+    check_evaluator(cfg)
     from nasx.correlate import parse_archs_spec
 
     parse_archs_spec(str(cfg.correlate.archs))
@@ -246,6 +267,28 @@ def check_config(cfg: DictConfig) -> None:
         raise NasxError(
             "search=msunas needs an accuracy predictor: pass surrogate=<rbf|gp|mlp|carts|as>"
         )
+
+
+def evaluator_settings(node: DictConfig) -> tuple[str, Any]:
+    """``(backend, RaySettings)`` of the ``evaluator`` node."""
+    from nasx.ray_backend import RaySettings
+
+    settings = RaySettings(
+        address=None if node.address is None else str(node.address),
+        num_workers=int(node.num_workers),
+        gpus_per_worker=float(node.gpus_per_worker),
+        cpus_per_worker=float(node.cpus_per_worker),
+        max_retries=int(node.max_retries),
+    )
+    return str(node.backend), settings
+
+
+def check_evaluator(cfg: DictConfig) -> None:
+    """The ``evaluator`` node: backend, worker resources, Ray installed (before any work)."""
+    from nasx.ray_backend import check_settings
+
+    backend, settings = evaluator_settings(cfg.evaluator)
+    check_settings(backend, settings, str(cfg.trainer.get("accelerator", "cpu")))
 
 
 def recipe_node(cfg: DictConfig) -> DictConfig:
@@ -342,7 +385,8 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     assert isinstance(keep, dict)
     # the profile stage's request and the stages' own settings change no archive
     stage_keys = ("select", "correlate", "nas_dataset", "profile")
-    for key in ("stages", "progress", "logger", "trainer", *stage_keys):
+    # where candidates are evaluated changes no score (`nasx.ray_backend`)
+    for key in ("stages", "progress", "logger", "trainer", "evaluator", *stage_keys):
         keep.pop(key, None)
     keep.pop("retrain", None)  # the recipe of a later stage: a search's directory stays valid
     for key in ("arch", "archs"):

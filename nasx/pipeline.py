@@ -170,6 +170,7 @@ def _run(cfg: DictConfig, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
         if rank_zero:
             OmegaConf.save(cfg, run_dir / "nasx_resolved.yaml", resolve=True)
     finally:
+        run_ctx.close()
         tracker.finish()
     return summary
 

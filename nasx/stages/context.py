@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from nasx.evaluator import Evaluator
     from nasx.lit.tracking import SearchTracker
+    from nasx.ray_backend import RayCluster, RayEvaluator
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class RunContext:
     _supernet: Supernet | None = None
     _ctx: MetricContext | None = None
     _data_ready: bool = field(default=False)
+    _ray: RayCluster | None = None
+    _ray_evaluators: list[RayEvaluator] = field(default_factory=list)
 
     def setup_data(self) -> None:
         """Set the dataset up for the space's input (once)."""
@@ -144,12 +147,39 @@ class RunContext:
 
     def evaluator(self, with_costs: bool = True) -> Evaluator:
         """An evaluator of the run's metric (and costs) on the shared metric context."""
+        from nasx.config import evaluator_settings
         from nasx.evaluator import Evaluator
 
         costs = self.parts.costs if with_costs else []
-        return Evaluator(
-            self.parts.space, self.parts.metric, costs, self.metric_context(), int(self.cfg.seed)
+        space, metric, seed = self.parts.space, self.parts.metric, int(self.cfg.seed)
+        backend, settings = evaluator_settings(self.cfg.evaluator)
+        if backend != "ray":
+            return Evaluator(space, metric, costs, self.metric_context(), seed)
+        from functools import partial
+
+        from nasx.lit.evaluation import LightningRunner
+        from nasx.ray_backend import RayCluster, RayEvaluator
+
+        if self._ray is None:
+            self._ray = RayCluster(settings)
+        accelerator, precision, _ = runner_args(self.cfg.trainer)
+        # a worker sees only its own GPUs (Ray sets CUDA_VISIBLE_DEVICES): the first of them
+        make_runner = partial(
+            LightningRunner, accelerator=accelerator, precision=precision, devices=1
         )
+        ray_evaluator = RayEvaluator(
+            space, metric, costs, self.metric_context(), seed, self._ray, make_runner
+        )
+        self._ray_evaluators.append(ray_evaluator)
+        return ray_evaluator
+
+    def close(self) -> None:
+        """Stop the evaluation workers and a Ray cluster this run started (not a joined one)."""
+        for ev in self._ray_evaluators:
+            ev.close()
+        self._ray_evaluators.clear()
+        if self._ray is not None:
+            self._ray.shutdown()
 
 
 def supernet_paths(cfg: DictConfig, run_dir: Path) -> tuple[Path, Path]:
@@ -225,6 +255,21 @@ def evaluation_runner(trainer: DictConfig) -> Any:
 
     from nasx.lit.evaluation import LightningRunner
 
+    accelerator, precision, devices = runner_args(trainer)
+    try:
+        return LightningRunner(accelerator=accelerator, precision=precision, devices=devices)
+    except (MisconfigurationException, ValueError) as exc:
+        raise NasxError(
+            f"cannot evaluate with trainer.accelerator={accelerator} "
+            f"trainer.precision={precision} here ({exc}): use trainer=cpu"
+        ) from exc
+
+
+def runner_args(trainer: DictConfig) -> tuple[str, Any, Any]:
+    """``(accelerator, precision, devices)`` of candidate evaluation from the ``trainer=`` preset.
+
+    ``devices`` is the preset's first device (``1``: the first visible one).
+    """
     accelerator = str(trainer.get("accelerator", "cpu"))
     precision = trainer.get("precision", "32-true")
     devices: Any = trainer.get("devices", 1)
@@ -234,10 +279,4 @@ def evaluation_runner(trainer: DictConfig) -> Any:
         devices = [int(devices.split(",")[0])]
     else:
         devices = 1
-    try:
-        return LightningRunner(accelerator=accelerator, precision=precision, devices=devices)
-    except (MisconfigurationException, ValueError) as exc:
-        raise NasxError(
-            f"cannot evaluate with trainer.accelerator={accelerator} "
-            f"trainer.precision={precision} here ({exc}): use trainer=cpu"
-        ) from exc
+    return accelerator, precision, devices
