@@ -113,6 +113,19 @@ class EvaluatorConfig:
 
 
 @dataclass
+class ReportConfig:
+    """Settings of the ``report`` stage (`nasx.report`).
+
+    ``dir``: the sweep to summarise, ``multirun/<date>/<time>`` (required with
+    ``stages=[report]``). ``truth``: the ground-truth column the figures and ``best_truth``
+    use (``null``: the correlate stage's plotted column, else the first one recorded).
+    """
+
+    dir: str | None = None
+    truth: str | None = None
+
+
+@dataclass
 class NasxConfig:
     """The root config; the group nodes are checked against their targets' signatures."""
 
@@ -133,6 +146,7 @@ class NasxConfig:
     correlate: CorrelateConfig = field(default_factory=CorrelateConfig)
     nas_dataset: NASDatasetConfig = field(default_factory=NASDatasetConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
 
 
@@ -243,6 +257,10 @@ def check_config(cfg: DictConfig) -> None:
         check_node(f"objective.costs[{i}]", node)
     check_recipe(cfg)
     check_select(cfg)
+    if "report" in [str(s) for s in cfg.stages]:
+        from nasx.report import check_sweep_dir
+
+        check_sweep_dir(cfg.report.dir)  # no sweep to report on: stop before any work
     check_evaluator(cfg)
     from nasx.correlate import parse_archs_spec
 
@@ -384,7 +402,7 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     keep = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(keep, dict)
     # the profile stage's request and the stages' own settings change no archive
-    stage_keys = ("select", "correlate", "nas_dataset", "profile")
+    stage_keys = ("select", "correlate", "nas_dataset", "profile", "report")
     # where candidates are evaluated changes no score (`nasx.ray_backend`)
     for key in ("stages", "progress", "logger", "trainer", "evaluator", *stage_keys):
         keep.pop(key, None)

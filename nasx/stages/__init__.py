@@ -3,6 +3,7 @@
 from nasx.stages import correlate as _correlate  # noqa: F401  (registration)
 from nasx.stages import nas_dataset as _nas_dataset  # noqa: F401  (registration)
 from nasx.stages import profile as _profile  # noqa: F401  (registration)
+from nasx.stages import report as _report  # noqa: F401  (registration)
 from nasx.stages import retrain as _retrain  # noqa: F401  (registration)
 from nasx.stages import search as _search  # noqa: F401  (registration)
 from nasx.stages import select as _select  # noqa: F401  (registration)
