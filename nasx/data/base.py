@@ -50,6 +50,12 @@ class EpochSeededSampler(Sampler[int]):
     Lightning calls `set_epoch` before every epoch, so a run resumed from a checkpoint at
     epoch k shuffles epoch k exactly as the uninterrupted run did (a generator-backed
     ``RandomSampler`` would restart its stream from epoch 0).
+
+    Under ``torch.distributed`` (DDP) process r of N yields every N-th index of the same
+    permutation from the r-th on (the tail cut to a multiple of N), so with a per-process batch
+    of B / N the processes' k-th batches together are the k-th batch of B one process reads.
+    Lightning must then leave the sampler unwrapped (``use_distributed_sampler=False``, as
+    `nasx.stages.context.RunContext.trainer` sets), or the shards are sharded again.
     """
 
     def __init__(self, n: int, seed: int) -> None:
@@ -60,13 +66,27 @@ class EpochSeededSampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        _, world = _rank_and_world()
+        return self.n // world
 
     def __iter__(self) -> Iterator[int]:
         state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]
         gen = torch.Generator().manual_seed(int(state))
         self.epoch += 1  # plain loops that never call set_epoch still reshuffle
-        return iter(torch.randperm(self.n, generator=gen).tolist())
+        order = torch.randperm(self.n, generator=gen).tolist()
+        rank, world = _rank_and_world()
+        if world > 1:
+            order = order[: self.n - self.n % world][rank::world]
+        return iter(order)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the world size under ``torch.distributed`` (else ``(0, 1)``)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 class ImageData(ABC):

@@ -140,6 +140,9 @@ class RunContext:
                 gradient_clip_algorithm=grad_clip_algorithm,
                 default_root_dir=str(checkpoint_dir),
                 enable_progress_bar=bool(self.cfg.progress),
+                # DDP: the training sampler shards itself (EpochSeededSampler), so each rank
+                # reads its share of the single-process batch; Lightning's wrapper would reshuffle
+                use_distributed_sampler=False,
                 **kwargs,
             )
         except MisconfigurationException as exc:
