@@ -28,6 +28,11 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _short(label: str, width: int = 40) -> str:
+    """``label`` cut to ``width`` characters (long override lists would crowd the figure)."""
+    return label if len(label) <= width else label[: width - 3] + "..."
+
+
 def _groups(jobs: list[Job]) -> dict[str, list[Job]]:
     out: dict[str, list[Job]] = {}
     for job in sorted(jobs, key=lambda j: (j.seed is None, j.seed or 0)):
@@ -71,7 +76,7 @@ def plot_metric_vs_truth(jobs: list[Job], truth: str, path: Path) -> Path | None
             if tau is not None:
                 taus.append(float(tau))
         tau_text = f"\nKendall tau {np.mean(taus):.3f}" if taus else ""
-        ax.set_title(f"{name}{tau_text}", fontsize=8)
+        ax.set_title(f"{_short(name)}{tau_text}", fontsize=8)
         ax.set_xlabel(members[0].metric or "metric", fontsize=8)
         ax.set_ylabel(truth, fontsize=8)
         ax.grid(alpha=0.3)
@@ -97,7 +102,9 @@ def plot_hypervolume_curves(jobs: list[Job], path: Path) -> Path | None:
         n = np.array([[c[i][0] for i in range(length)] for c in curves], dtype=float).mean(0)
         hv = np.array([[c[i][1] for i in range(length)] for c in curves], dtype=float)
         mean, std = hv.mean(0), hv.std(0)
-        ax.plot(n, mean, "o-", ms=3, color=f"C{k % 10}", label=f"{name} ({len(curves)} seeds)")
+        ax.plot(
+            n, mean, "o-", ms=3, color=f"C{k % 10}", label=f"{_short(name)} ({len(curves)} seeds)"
+        )
         ax.fill_between(n, mean - std, mean + std, color=f"C{k % 10}", alpha=0.2)
     ax.set_xlabel("evaluations")
     ax.set_ylabel("hypervolume (fraction of the reference box)")
@@ -129,7 +136,7 @@ def plot_best_found(
         ax.scatter([i] * len(values), values, color="black", s=10, zorder=3)
         shown += [v for v in (*values, low, high) if math.isfinite(v)]
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([r["group"] for r in rows], rotation=20, ha="right", fontsize=7)
+    ax.set_xticklabels([_short(r["group"], 30) for r in rows], rotation=20, ha="right", fontsize=7)
     lo, hi = min(shown), max(shown)
     pad = 0.15 * (hi - lo) or 1.0
     ax.set_ylim(lo - pad, hi + pad)  # the differences, not the bars' common base

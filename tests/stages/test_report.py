@@ -102,3 +102,42 @@ def test_cli_error_is_one_line(tmp_path: Path) -> None:
     res = run_cli("stages=[report]", f"report.dir={tmp_path / 'empty'}", "logger=none", run_dir)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith("nasx: error: report.dir=")
+
+
+def test_an_unfinished_job_is_a_row_with_empty_results(sweep: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from nasx.report import group_stats, load_sweep, summary_row, truth_column
+    from nasx.report_plots import plot_best_found, plot_hypervolume_curves
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("report"))
+    crashed = copy / "crashed" / ".hydra"
+    crashed.mkdir(parents=True)
+    (crashed / "overrides.yaml").write_text("- search=random\n- seed=7\n")
+    jobs = load_sweep(copy)
+    assert len(jobs) == 5
+    truth = truth_column(jobs, None)
+    row = next(summary_row(j, truth) for j in jobs if j.dir.name == "crashed")
+    assert row["n_evals"] == 0 and row["hv"] is None and row["best_arch"] == ""
+    stats = group_stats(jobs, truth)
+    assert plot_hypervolume_curves(jobs, tmp_path / "hv.png") is not None
+    assert plot_best_found(jobs, stats, truth, tmp_path / "best.png") is not None
+
+
+def test_confidence_interval_is_the_t_interval(tmp_path: Path) -> None:
+    from scipy import stats as st
+
+    from nasx.report import Job, group_stats
+
+    values = [90.0, 92.0, 95.0]
+    jobs = [
+        Job(tmp_path / f"j{k}", [f"seed={k}"], {}, k, metric="acc", best={"metric": {"acc": v}})
+        for k, v in enumerate(values)
+    ]
+    for job in jobs:
+        job.group = "m"
+    (row,) = group_stats(jobs, None)
+    low, high = st.t.interval(0.95, 2, loc=sum(values) / 3, scale=st.sem(values))
+    assert row["best_mean"] == pytest.approx(sum(values) / 3)
+    assert (row["best_ci95_low"], row["best_ci95_high"]) == pytest.approx((low, high))
