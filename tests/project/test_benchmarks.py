@@ -95,3 +95,19 @@ def test_early_exit_latency_quick(tmp_path: Path) -> None:
         assert r.executed_macs >= r.cnas_avg_macs > 0 and r.ratio > 0
     text = out.read_text()
     assert "kept" in text and text.count("early_exit_latency:start") == 1
+
+
+@pytest.mark.slow  # ~75 s on 2 shared cores: Ray and three worker pools start
+def test_ray_scaling_quick(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    mod = load_benchmark("ray_scaling")
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# results\n\nkept\n")
+    # like with like: every side's records are checked equal to the sequential ones inside
+    res = mod.main(["--quick", "--write-results", "--results", str(out)])
+    assert set(res["scaling"].times) == {"1 worker", "2 workers"} and res["ratio"] > 0
+    assert set(res["overhead"].times) == {"sequential", "1 worker", "2 workers"}
+    assert all(len(v) == 2 for v in res["scaling"].times.values())
+    text = out.read_text()
+    assert "kept" in text and text.count("ray_scaling:start") == 1
+    assert "| scaling: tiny |" in text and "ray_scaling:end" in text
