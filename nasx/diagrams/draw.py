@@ -15,7 +15,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 from nasx.diagrams.spec import BlockStrip, CellGraph, Diagram  # noqa: E402
 
 #: horizontal distance between columns and vertical distance between nodes of one column
-_COL, _ROW = 2.2, 1.2
+_COL, _ROW = 2.6, 1.2
 #: node face colours by kind
 _NODE_COLOURS = {"input": "#cfe2f3", "output": "#d9ead3", "op": "#fff2cc", "node": "#eeeeee"}
 
@@ -48,36 +48,67 @@ def layers(graph: CellGraph) -> dict[int, int]:
 
 
 def _positions(graph: CellGraph) -> dict[int, tuple[float, float]]:
-    """``(x, y)`` of each node: its column, spread vertically and centred within the column."""
+    """``(x, y)`` of each node: its column, spread vertically and centred within the column.
+
+    Within a column, nodes are ordered by the mean height of their predecessors (one
+    left-to-right barycentre pass), which removes most edge crossings.
+    """
     col = layers(graph)
+    preds: dict[int, list[int]] = {n.id: [] for n in graph.nodes}
+    for e in graph.edges:
+        preds[e.dst].append(e.src)
     by_col: dict[int, list[int]] = {}
     for n in graph.nodes:
         by_col.setdefault(col[n.id], []).append(n.id)
     pos: dict[int, tuple[float, float]] = {}
-    for c, ids in by_col.items():
+    for c in sorted(by_col):
+        ids = by_col[c]
+        if c > 0:
+            placed = {v: [pos[p][1] for p in preds[v] if p in pos] for v in ids}
+            ids = sorted(ids, key=lambda v: -sum(placed[v]) / len(placed[v]) if placed[v] else 0)
         for i, v in enumerate(ids):
             pos[v] = (_COL * c, _ROW * ((len(ids) - 1) / 2 - i))
     return pos
+
+
+def _label_point(
+    p0: tuple[float, float], p2: tuple[float, float], rad: float, t: float
+) -> tuple[float, float]:
+    """The point at ``t`` of arc3's quadratic Bezier curve from ``p0`` to ``p2``."""
+    (x1, y1), (x2, y2) = p0, p2
+    cx, cy = (x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1)
+    a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t**2
+    return a * x1 + b * cx + c * x2, a * y1 + b * cy + c * y2
 
 
 def _draw_graph(ax: Axes, graph: CellGraph) -> tuple[float, float]:
     """Draw ``graph`` on ``ax``; returns its vertical extent (bent edges included)."""
     pos = _positions(graph)
     ys = [p[1] for p in pos.values()]
+    labels: list[tuple[float, float]] = list(pos.values())  # nodes count as placed labels
     for k, e in enumerate(graph.edges):
         (x1, y1), (x2, y2) = pos[e.src], pos[e.dst]
         dx = x2 - x1
         span = round(abs(dx) / _COL)
-        # edges that skip columns bend, alternately up and down, clear of the nodes between;
-        # the bend grows with the columns skipped so nested arcs do not overlap
+        # edges that skip columns bend outwards (away from the nodes between, which sit
+        # around the middle); the bend grows with the columns skipped so nested arcs part
         rad = 0.0
         if span > 1 and dx:
-            height = (0.9 + 0.45 * (span - 2)) * (1 if k % 2 else -1)
+            mid = (y1 + y2) / 2
+            side = (1 if k % 2 else -1) if abs(mid) < 1e-9 else (1 if mid > 0 else -1)
+            between = [y for x, y in pos.values() if min(x1, x2) < x < max(x1, x2)] or [mid]
+            # the apex clears the outermost node of the columns skipped
+            edge = max(between) if side > 0 else min(between)
+            height = side * max(0.6, side * (edge - mid) + 0.6 + 0.45 * (span - 2))
             rad = -2 * height / dx
-        # the midpoint of arc3's quadratic Bezier curve (its apex for a horizontal edge)
-        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
-        lx, ly = mx + 0.5 * rad * (y2 - y1), my - 0.5 * rad * dx
-        ys.append(ly)
+        # the label where it overlaps the fewest labels and nodes, nearest the curve's middle
+        lx, ly = min(
+            (_label_point((x1, y1), (x2, y2), rad, t) for t in (0.5, 0.38, 0.62, 0.3, 0.7)),
+            key=lambda p: sum(abs(p[0] - ox) < 1.2 and abs(p[1] - oy) < 0.3 for ox, oy in labels),
+        )
+        if e.label:
+            labels.append((lx, ly))
+        ys.append(_label_point((x1, y1), (x2, y2), rad, 0.5)[1])
         ax.add_patch(
             FancyArrowPatch(
                 (x1, y1),
