@@ -8,6 +8,9 @@ left by a killed process, whose lock is then taken over (and the takeover logged
 
 Only the launching process (DDP global rank zero) takes the lock; `nasx.pipeline.run`
 decides that, since a worker rank started by the holder would otherwise wait for its parent.
+From the command line, Hydra's callback (`nasx.hydra_callbacks.RunDirCheck`) takes it before
+Hydra writes ``.hydra/``, so a refused process changes nothing in the directory; the
+pipeline's `hold_run_dir` then finds it held by this process and holds it on.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ LOCK_NAME = ".nasx.lock"
 HOLDER_NAME = ".nasx.lock.json"
 #: how long a refused process waits for a holder that has the lock but not yet its sidecar
 _SIDECAR_WAIT_S = 2.0
+#: the locks this process holds, by resolved run directory
+_HELD: dict[Path, RunLock] = {}
 
 
 class RunDirLocked(NasxError):
@@ -48,21 +53,25 @@ class RunLock:
     """
 
     def __init__(self, run_dir: str | Path) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).resolve()
         self.lock_path = self.run_dir / LOCK_NAME
         self.holder_path = self.run_dir / HOLDER_NAME
         self._lock: FileLock | None = None
+        #: the sidecar of the dead holder this lock was taken from, until `announce` logs it
+        self.taken_over_from: dict[str, Any] | None = None
 
     @property
     def held(self) -> bool:
         """Whether this object holds the lock now."""
         return self._lock is not None and self._lock.is_locked
 
-    def acquire(self) -> None:
+    def acquire(self, announce: bool = True) -> None:
         """Take the lock at once, or raise `RunDirLocked` naming the holder and the fix.
 
-        A sidecar found once the lock is taken belongs to a process that died holding it:
-        its pid is logged as taken over, and the sidecar is rewritten for this process.
+        A sidecar found once the lock is taken belongs to a process that died holding it: its
+        pid is logged as taken over (now, or by `announce` once logging is set up: Hydra's
+        callback takes the lock before the run's log file exists), and the sidecar is
+        rewritten for this process.
         """
         if self.held:
             return
@@ -78,7 +87,15 @@ class RunLock:
                 "another with hydra.run.dir=<path>"
             ) from exc
         self._lock = lock
-        stale = read_holder(self.run_dir)
+        _HELD[self.run_dir] = self
+        self.taken_over_from = read_holder(self.run_dir)
+        write_json_atomic(self.holder_path, holder_record())
+        if announce:
+            self.announce()
+
+    def announce(self) -> None:
+        """Log the holder this lock was taken over from (once; nothing when none)."""
+        stale, self.taken_over_from = self.taken_over_from, None
         if stale is not None:
             log.warning(
                 "run lock: took over %s from pid %s on %s (started %s), which no longer runs",
@@ -87,12 +104,13 @@ class RunLock:
                 stale.get("host", "?"),
                 stale.get("started", "?"),
             )
-        write_json_atomic(self.holder_path, holder_record())
 
     def release(self) -> None:
         """Remove the sidecar, then release the lock (no-op when not held)."""
         if not self.held or self._lock is None:
             return
+        if _HELD.get(self.run_dir) is self:
+            del _HELD[self.run_dir]
         # the sidecar goes first: once the lock is free, the next holder writes its own
         self.holder_path.unlink(missing_ok=True)
         self._lock.release()
@@ -135,9 +153,23 @@ def read_holder(run_dir: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def held_lock(run_dir: str | Path) -> RunLock | None:
+    """The lock this process holds on ``run_dir`` (``None``: none)."""
+    lock = _HELD.get(Path(run_dir).resolve())
+    return lock if lock is not None and lock.held else None
+
+
 @contextmanager
 def hold_run_dir(run_dir: str | Path) -> Iterator[RunLock]:
-    """Hold ``run_dir``'s lock for the ``with`` block (`RunLock.acquire`, then release)."""
+    """Hold ``run_dir``'s lock for the ``with`` block (`RunLock.acquire`, then release).
+
+    A lock this process already holds (taken by Hydra's callback) is used as it is and left
+    held: its taker releases it.
+    """
+    outer = held_lock(run_dir)
+    if outer is not None:
+        yield outer
+        return
     lock = RunLock(run_dir)
     lock.acquire()
     try:
@@ -146,4 +178,11 @@ def hold_run_dir(run_dir: str | Path) -> Iterator[RunLock]:
         lock.release()
 
 
-__all__ = ["RunDirLocked", "RunLock", "hold_run_dir", "holder_record", "read_holder"]
+__all__ = [
+    "RunDirLocked",
+    "RunLock",
+    "held_lock",
+    "hold_run_dir",
+    "holder_record",
+    "read_holder",
+]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nasx import pipeline
-from nasx.run_lock import RunDirLocked, RunLock, hold_run_dir, read_holder
+from nasx.run_lock import RunDirLocked, RunLock, held_lock, hold_run_dir, read_holder
 from tests.conftest import ROOT, run_cli
 
 # a holder in another process: takes the lock, says so, then sleeps until killed
@@ -70,6 +70,16 @@ def test_a_second_holder_is_refused_naming_the_first(tmp_path: Path) -> None:
     assert "hydra.run.dir=" in message
 
 
+def test_hold_run_dir_reuses_the_lock_this_process_holds(tmp_path: Path) -> None:
+    outer = RunLock(tmp_path)  # as Hydra's callback takes it before the pipeline runs
+    outer.acquire()
+    with hold_run_dir(tmp_path / ".") as inner:
+        assert inner is outer and held_lock(tmp_path) is outer
+    assert outer.held, "the pipeline leaves a lock it did not take to its taker"
+    outer.release()
+    assert held_lock(tmp_path) is None
+
+
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path, caplog) -> None:
     proc = _start_holder(tmp_path)
     with pytest.raises(RunDirLocked, match=f"pid {proc.pid} "):
@@ -92,7 +102,8 @@ def test_the_cli_refuses_a_held_run_directory(tmp_path: Path) -> None:
     assert len(lines) == 1, res.stderr[-2000:]
     assert f"in use by pid {proc.pid} on host {socket.gethostname()}" in lines[0]
     assert "wait for it to finish" in lines[0] and "hydra.run.dir=" in lines[0]
-    assert not (tmp_path / "supernet").exists() and not (tmp_path / "nasx_config.json").exists()
+    # refused before Hydra wrote .hydra/ (the holder's config record stays as it was)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".nasx.lock", ".nasx.lock.json"]
 
 
 def test_the_pipeline_takes_over_from_a_killed_holder(tmp_path: Path, compose_cfg, caplog) -> None:
@@ -168,3 +179,15 @@ def test_a_killed_run_is_taken_over_by_the_next(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"from pid {killed.pid}" in (tmp_path / "run.log").read_text()
     assert (tmp_path / "final" / "selection.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_held_sweep_directory_is_refused(tmp_path: Path) -> None:
+    proc = _start_holder(tmp_path)
+    try:
+        res = run_cli("-m", "experiment=smoke", "seed=0,1", f"hydra.sweep.dir={tmp_path}")
+    finally:
+        _kill(proc)
+    assert res.returncode == 2
+    assert f"in use by pid {proc.pid} " in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".nasx.lock", ".nasx.lock.json"]
