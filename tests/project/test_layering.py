@@ -16,6 +16,9 @@ CORE = [
     "nasx.search_loop",
     "nasx.select",
     "nasx.plots",
+    "nasx.diagrams",
+    "nasx.report",
+    "nasx.report_plots",
     "nasx.io",
     "nasx.config",
 ]
