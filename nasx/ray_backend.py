@@ -214,12 +214,14 @@ class EvaluationWorker:
     """One Ray actor: an evaluation context built once, then one candidate per call.
 
     Args:
-        payload: the shared context parts (Ray resolves the object reference).
+        shared: a one-element list holding the object reference of the `WorkerPayload` (in a
+            list, so that a restarted worker fetches it again from the object store).
         threads: torch threads of this worker.
     """
 
-    def __init__(self, payload: WorkerPayload, threads: int) -> None:
+    def __init__(self, shared: list[Any], threads: int) -> None:
         torch.set_num_threads(max(1, threads))
+        payload: WorkerPayload = _ray().get(shared[0])
         runner = payload.make_runner()
         device = torch.device(getattr(runner, "device", "cpu"))
         supernet = payload.supernet.to(device) if payload.supernet is not None else None
@@ -311,7 +313,7 @@ class RayEvaluator(Evaluator):
             max_task_retries=0,
         )
         threads = max(1, int(s.cpus_per_worker))
-        self.workers = [actor.remote(self._payload, threads) for _ in range(s.num_workers)]
+        self.workers = [actor.remote([self._payload], threads) for _ in range(s.num_workers)]
         try:
             pids = ray.get([w.ready.remote() for w in self.workers])
         except Exception as exc:
