@@ -36,7 +36,9 @@ class RunDirCheck(Callback):
     """
 
     def __init__(self) -> None:
-        self._lock: RunLock | None = None
+        # the locked directory, not the lock: launchers pickle callbacks to their workers,
+        # which must neither hold nor release the launching process's lock
+        self._locked: Path | None = None
 
     def _check(self, path: str, key: str) -> None:
         reason = _make_writable_dir(Path(path))
@@ -62,20 +64,27 @@ class RunDirCheck(Callback):
         except NasxError as exc:
             print(f"nasx: error: {exc}", file=sys.stderr)
             sys.exit(2)
-        self._lock = lock
+        self._locked = lock.run_dir
         atexit.register(lock.release)  # a run ended by sys.exit still leaves no stale sidecar
 
+    def _held(self) -> RunLock | None:
+        from nasx.run_lock import held_lock
+
+        return None if self._locked is None else held_lock(self._locked)
+
     def _release(self) -> None:
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        lock = self._held()
+        if lock is not None:
+            lock.release()
+        self._locked = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config.hydra.run.dir, "hydra.run.dir")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if self._lock is not None:
-            self._lock.announce()
+        lock = self._held()
+        if lock is not None:
+            lock.announce()
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._release()

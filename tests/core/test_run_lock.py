@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from nasx import pipeline
 from nasx.run_lock import RunDirLocked, RunLock, held_lock, hold_run_dir, read_holder
@@ -191,3 +192,19 @@ def test_a_sweep_on_a_held_sweep_directory_is_refused(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert f"in use by pid {proc.pid} " in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [".nasx.lock", ".nasx.lock.json"]
+
+
+def test_the_hydra_callback_pickles_without_its_lock(tmp_path: Path) -> None:
+    # launchers (joblib, submitit) pickle callbacks to their workers: the callback keeps the
+    # locked path, not the OS lock, which stays with the launching process
+    import pickle
+
+    from nasx.hydra_callbacks import RunDirCheck
+
+    callback = RunDirCheck()
+    callback.on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert held_lock(tmp_path) is not None
+    copy = pickle.loads(pickle.dumps(callback))
+    assert vars(copy) == {"_locked": tmp_path.resolve()}
+    callback.on_multirun_end(OmegaConf.create({}))
+    assert held_lock(tmp_path) is None and read_holder(tmp_path) is None
