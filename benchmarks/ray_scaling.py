@@ -13,7 +13,9 @@ NB201 supernet and ``FakeData``, with ``TorchRunner`` and one torch thread per p
 * *overhead*: a metric costing ~10 ms, a batch of 16, timed with the sequential `Evaluator`
   in this process and with 1- and 2-worker `RayEvaluator`s (rotating order); the per-batch
   overhead is the 1-worker median minus the sequential median (the same work on one core: the
-  difference is Ray's dispatch, transfer and the metric's state check).
+  difference is Ray's dispatch, transfer and the metric's state check);
+* *concurrency check*: a metric that waits 100 ms without using the CPU, 1 worker against 2
+  as in *scaling*: whether the backend runs both workers at once whatever CPU it gets.
 
 Every side's records are checked equal to the sequential evaluator's (timing fields aside).
 The machine is shared: the number of cores other processes kept busy is read from
@@ -48,7 +50,7 @@ from _results import cpu_clock, cpu_count, cpu_name, other_cores, write_section
 
 from nasx.data import FakeData
 from nasx.evaluator import Evaluator
-from nasx.metric import FlatnessMetric, MetricContext, TorchRunner
+from nasx.metric import FlatnessMetric, Metric, MetricContext, TorchRunner
 from nasx.ray_backend import RayCluster, RayEvaluator, RaySettings
 from nasx.search_space import NB201Space
 from nasx.search_space.base import Architecture
@@ -68,6 +70,8 @@ class Setup:
     recal_images: int
     val_images: int
     batch: int
+    #: > 0: a metric that waits this long without using the CPU (`WaitMetric`), not flatness
+    wait_ms: float = 0.0
 
 
 @dataclass
@@ -88,13 +92,32 @@ class Timing:
         return self.setup.batch / self.median(side)
 
 
-def setups(quick: bool, batch: int) -> tuple[Setup, Setup]:
-    """``(scaling, overhead)`` metric sizes: ~100+ ms and ~10 ms per candidate on one core."""
+class WaitMetric(Metric):
+    """Waits ``ms`` per candidate without using the CPU (checks that workers run at once)."""
+
+    name = "wait"
+    needs_supernet = False
+    needs_valid = False
+
+    def __init__(self, ms: float) -> None:
+        self.ms = ms
+
+    def _compute(
+        self, arch: Architecture, ctx: MetricContext, generator: torch.Generator
+    ) -> dict[str, float]:
+        time.sleep(self.ms / 1000)
+        return {self.name: float(sum(arch.genes))}
+
+
+def setups(quick: bool, batch: int) -> tuple[Setup, Setup, Setup]:
+    """``(scaling, overhead, concurrency)`` metrics: ~100+ ms and ~10 ms of CPU, 100 ms wait."""
     if quick:
-        return Setup("tiny", 4, 8, 16, 16, 4), Setup("tiny", 4, 8, 16, 16, 4)
+        tiny = Setup("tiny", 4, 8, 16, 16, 4)
+        return tiny, tiny, Setup("wait 20 ms", 4, 8, 16, 16, 4, wait_ms=20)
     heavy = Setup("NB201 C=8 N=1 16px, recal 128, valid 256", 8, 16, 128, 256, batch)
     light = Setup("NB201 C=4 N=1 8px, recal 16, valid 16", 4, 8, 16, 16, 16)
-    return heavy, light
+    wait = Setup("wait 100 ms, no CPU", 4, 8, 16, 16, batch, wait_ms=100)
+    return heavy, light, wait
 
 
 def build(setup: Setup, seed: int = 0) -> tuple[Evaluator, list[Architecture]]:
@@ -108,7 +131,11 @@ def build(setup: Setup, seed: int = 0) -> tuple[Evaluator, list[Architecture]]:
     data.setup(image_size=setup.image_size, in_channels=3)
     supernet = build_supernet(space).eval()
     ctx = MetricContext(space, supernet, data, TorchRunner())
-    metric = FlatnessMetric(recal_images=setup.recal_images, val_images=setup.val_images)
+    metric: Metric = (
+        WaitMetric(setup.wait_ms)
+        if setup.wait_ms > 0
+        else FlatnessMetric(recal_images=setup.recal_images, val_images=setup.val_images)
+    )
     rng = np.random.default_rng(seed)
     archs: dict[str, Architecture] = {}
     while len(archs) < setup.batch:
@@ -232,6 +259,7 @@ def fmt_load(x: float | None) -> str:
 def report(
     scaling: Timing,
     overhead: Timing,
+    wait: Timing,
     loads: tuple[float | None, float | None],
     argv: Sequence[str],
 ) -> str:
@@ -246,7 +274,7 @@ def report(
         "| evaluations/s | cores used by the run |",
         "|---|---:|---:|---|---:|---:|---:|",
     ]
-    for t, label in ((s, "scaling"), (o, "overhead")):
+    for t, label in ((s, "scaling"), (o, "overhead"), (wait, "concurrency check")):
         for side in t.times:
             rows.append(
                 f"| {label}: {t.setup.name} | {t.local_ms:.1f} | {t.setup.batch} | {side} "
@@ -283,6 +311,17 @@ def report(
             f" Other processes kept {fmt_load(loads[0])} cores busy before the timed runs and "
             f"{fmt_load(loads[1])} after (this machine is shared)."
         )
+    w_ratio = wait.rate("2 workers") / wait.rate("1 worker")
+    reading += (
+        f" With a metric that waits {wait.setup.wait_ms:.0f} ms without using the CPU, 2 "
+        f"workers evaluate {w_ratio:.2f}x as many candidates per second as 1"
+        + (
+            ": the backend keeps both workers busy at once, so what a CPU-bound ratio below it "
+            "lacks is CPU, not dispatch."
+            if w_ratio >= 1.8
+            else ": below 1.8 even without CPU work, so dispatch or start-up limits the scaling."
+        )
+    )
     reading += (
         f" On the ~{o.local_ms:.0f} ms metric a batch of {o.setup.batch} costs "
         f"{o.median('sequential'):.3f} s sequentially in the driver and "
@@ -340,7 +379,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     import ray
+    import ray.cloudpickle
 
+    # workers rebuild WaitMetric from its pickle, wherever this module was imported from
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     torch.set_num_threads(1)
     started = not ray.is_initialized()
     if started:
@@ -351,12 +393,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
         )
     try:
-        heavy, light = setups(args.quick, args.batch)
+        heavy, light, waiting = setups(args.quick, args.batch)
         before = idle_load()
         scaling = bench(heavy, {"1 worker": 1, "2 workers": 2}, args.repeats)
         overhead = bench(
             light, {"sequential": 0, "1 worker": 1, "2 workers": 2}, max(args.repeats, 3)
         )
+        wait = bench(waiting, {"1 worker": 1, "2 workers": 2}, args.repeats)
         after = idle_load()
     finally:
         if started:
@@ -375,14 +418,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"(+{extra * 1000:.0f} ms/batch), 2 workers {overhead.median('2 workers'):.3f} s; "
         f"other load {fmt_load(before)} / {fmt_load(after)} cores"
     )
+    w_ratio = wait.rate("2 workers") / wait.rate("1 worker")
+    print(f"concurrency check ({waiting.wait_ms:.0f} ms wait): ratio {w_ratio:.2f}")
     if args.write_results:
-        write_section(args.results, START, END, report(scaling, overhead, (before, after), argv))
+        text = report(scaling, overhead, wait, (before, after), argv)
+        write_section(args.results, START, END, text)
     return {
         "ratio": ratio,
         "cores": cores,
         "overhead_s": extra,
         "scaling": scaling,
         "overhead": overhead,
+        "wait_ratio": w_ratio,
         "other_load": (before, after),
         "pid": os.getpid(),
     }

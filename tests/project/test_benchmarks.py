@@ -110,4 +110,5 @@ def test_ray_scaling_quick(tmp_path: Path) -> None:
     assert all(len(v) == 2 for v in res["scaling"].times.values())
     text = out.read_text()
     assert "kept" in text and text.count("ray_scaling:start") == 1
-    assert "| scaling: tiny |" in text and "ray_scaling:end" in text
+    assert "| scaling: tiny |" in text and "| concurrency check: wait 20 ms |" in text
+    assert res["wait_ratio"] > 0
