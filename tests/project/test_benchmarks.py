@@ -112,3 +112,43 @@ def test_ray_scaling_quick(tmp_path: Path) -> None:
     assert "kept" in text and text.count("ray_scaling:start") == 1
     assert "| scaling: tiny |" in text and "| concurrency check: wait 20 ms |" in text
     assert res["wait_ratio"] > 0
+
+
+def test_nag_generator_quick(tmp_path: Path) -> None:
+    mod = load_benchmark("nag_generator")
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# results\n\nkept\n")
+    res = mod.main(["--quick", "--write-results", "--results", str(out)])
+    cond = res["conditioning"]
+    assert [r["condition"] for r in cond] == ["low_acc", "mid_acc", "high_acc"]
+    for r in cond:
+        assert 0 <= r["valid"] <= 1 and 0 <= r["novel"] <= 1 and r["unique"] >= 0
+        assert 40 < r["random_mean"] < 95 and 40 < r["train_mean"] < 95  # test accuracies (%)
+    # like with like: the same budget, the gan rows' evaluations all generated or topped up
+    rows = {r["strategy"]: r for r in res["search"]}
+    assert list(rows)[:3] == ["random", "evolution", "gan"] and len(rows) == 4
+    assert all(set(r) >= {10, 20, "s_per_run"} for r in rows.values())
+    gan, prior = rows["gan"], rows[list(rows)[3]]
+    assert gan["generated"] + gan["random_fill"] == 10  # 10 of 20 in the dataset phase
+    assert prior["generated"] + prior["random_fill"] == 20  # the prior is not counted
+    text = out.read_text()
+    assert "kept" in text and text.count("nag_generator:start") == 1
+    mod.main(["--quick", "--write-results", "--results", str(out)])
+    assert out.read_text().count("nag_generator:start") == 1
+
+
+@pytest.mark.slow  # ~75 s on 2 shared cores: Ray and three worker pools start
+def test_ray_scaling_quick(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    mod = load_benchmark("ray_scaling")
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# results\n\nkept\n")
+    # like with like: every side's records are checked equal to the sequential ones inside
+    res = mod.main(["--quick", "--write-results", "--results", str(out)])
+    assert set(res["scaling"].times) == {"1 worker", "2 workers"} and res["ratio"] > 0
+    assert set(res["overhead"].times) == {"sequential", "1 worker", "2 workers"}
+    assert all(len(v) == 2 for v in res["scaling"].times.values())
+    text = out.read_text()
+    assert "kept" in text and text.count("ray_scaling:start") == 1
+    assert "| scaling: tiny |" in text and "| concurrency check: wait 20 ms |" in text
+    assert res["wait_ratio"] > 0
