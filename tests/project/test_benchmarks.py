@@ -136,19 +136,3 @@ def test_nag_generator_quick(tmp_path: Path) -> None:
     mod.main(["--quick", "--write-results", "--results", str(out)])
     assert out.read_text().count("nag_generator:start") == 1
 
-
-@pytest.mark.slow  # ~75 s on 2 shared cores: Ray and three worker pools start
-def test_ray_scaling_quick(tmp_path: Path) -> None:
-    pytest.importorskip("ray")
-    mod = load_benchmark("ray_scaling")
-    out = tmp_path / "RESULTS.md"
-    out.write_text("# results\n\nkept\n")
-    # like with like: every side's records are checked equal to the sequential ones inside
-    res = mod.main(["--quick", "--write-results", "--results", str(out)])
-    assert set(res["scaling"].times) == {"1 worker", "2 workers"} and res["ratio"] > 0
-    assert set(res["overhead"].times) == {"sequential", "1 worker", "2 workers"}
-    assert all(len(v) == 2 for v in res["scaling"].times.values())
-    text = out.read_text()
-    assert "kept" in text and text.count("ray_scaling:start") == 1
-    assert "| scaling: tiny |" in text and "| concurrency check: wait 20 ms |" in text
-    assert res["wait_ratio"] > 0
