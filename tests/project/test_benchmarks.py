@@ -135,4 +135,3 @@ def test_nag_generator_quick(tmp_path: Path) -> None:
     assert "kept" in text and text.count("nag_generator:start") == 1
     mod.main(["--quick", "--write-results", "--results", str(out)])
     assert out.read_text().count("nag_generator:start") == 1
-
