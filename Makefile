@@ -40,7 +40,7 @@ format: $(STAMP) ## ruff format and autofix
 typecheck: $(STAMP) ## mypy on the package
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## run the benchmarks (about 2.4 h on 2 cores) and rewrite their sections of benchmarks/RESULTS.md
+bench: $(STAMP) ## run the benchmarks (about 2.5 h on 2 cores) and rewrite their sections of benchmarks/RESULTS.md
 	WANDB_MODE=disabled $(PY) benchmarks/supernet_throughput.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/retrain_throughput.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/flatness_cost.py --write-results
@@ -51,6 +51,7 @@ bench: $(STAMP) ## run the benchmarks (about 2.4 h on 2 cores) and rewrite their
 	WANDB_MODE=disabled $(PY) benchmarks/ofa_supernet.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/corruption_cost.py --write-results
 	WANDB_MODE=disabled $(PY) benchmarks/early_exit_latency.py --write-results
+	WANDB_MODE=disabled $(PY) benchmarks/ray_scaling.py --write-results
 
 bench-ranking: $(STAMP) ## the ranking-quality benchmark (trains two supernets: hours on 2 cores)
 	WANDB_MODE=disabled $(PY) benchmarks/ranking_quality.py --write-results
