@@ -42,12 +42,11 @@ import yaml
 from _results import cpu_clock, cpu_model, other_cores, write_section
 from search_strategies import TEST, VALID, search, strategies
 
-from nasx.lit.nag import train_generator
 from nasx.nag.adapters import adapter_for
 from nasx.nag.dataset import from_table
-from nasx.nag.gan import NAGDiscriminator, NAGGenerator
+from nasx.nag.gan import NAGGenerator
 from nasx.nag.labels import nag_labels
-from nasx.nag.sampling import generate, seeded_torch
+from nasx.nag.sampling import generate
 from nasx.search import GANSearch
 from nasx.search_space import NB201Space
 from nasx.search_space._nb201_table import load_table
@@ -84,40 +83,9 @@ def train(
     space: NB201Space, archs: list[Any], acc: np.ndarray, cfg: dict, seed: int, epochs: int
 ) -> NAGGenerator:
     """The generator of ``search=gan`` (the same networks and settings) trained on ``archs``."""
-    adapter = adapter_for(space)
-    with seeded_torch(seed):
-        g = NAGGenerator.for_adapter(
-            adapter,
-            (3,),
-            num_layers=cfg["num_layers"],
-            sample=cfg["sample"],
-            straight_through=cfg["straight_through"],
-            emb_size=cfg["emb_size"],
-            hidden_size=cfg["hidden_size"],
-            dropout=cfg["dropout"],
-        )
-        d = NAGDiscriminator.for_adapter(
-            adapter,
-            (3,),
-            emb_size=cfg["emb_size"],
-            hidden_size=cfg["hidden_size"],
-            gnn_num_layers=cfg["num_layers"],
-            gnn_dropout=cfg["dropout"],
-            mlp_dropout=cfg["dropout"],
-        )
-    return train_generator(
-        adapter,
-        [adapter.to_graphs(a) for a in archs],
-        nag_labels(acc),
-        seed=seed,
-        epochs=epochs,
-        batch_size=min(cfg["batch_size"], len(archs)),
-        lr=cfg["lr"],
-        clip_grad_norm=cfg["clip_grad_norm"],
-        mismatch_weight=cfg["mismatch_weight"],
-        generator=g,
-        discriminator=d,
-    )
+    strategy = GANSearch(n_evals=2, dataset_size=1, **cfg)
+    strategy.setup(space, 1, seed)
+    return strategy.fit_generator(archs, nag_labels(acc), seed, epochs=epochs)
 
 
 def conditioning(

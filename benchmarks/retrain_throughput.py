@@ -44,14 +44,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
-import os
-import platform
 import shlex
-import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -60,8 +55,18 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from _results import cpu_clock, cpu_count, cpu_name, other_cores, write_section
-from lightning.pytorch.callbacks import Callback
+from _lightning_vs_plain import (
+    BUSY,
+    LoopTimer,
+    Result,
+    Run,
+    machine,
+    per_config_reading,
+    quiet_lightning,
+    table,
+    time_sides,
+)
+from _results import cpu_clock, other_cores, write_section
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -77,8 +82,6 @@ from nasx.search_space.nb201 import NB201Space
 SEED = 0
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- retrain_throughput:start -->", "<!-- retrain_throughput:end -->"
-#: cores kept busy by other processes above which a run counts as disturbed
-BUSY = 0.25
 TITLE = "Retraining throughput (nasx Lightning retrain module vs plain PyTorch)"
 #: the best NB201 cell on CIFAR-10 (NAS-Bench-201's optimum)
 NB201_BEST = (
@@ -147,58 +150,6 @@ class Setup:
     init_state: dict[str, torch.Tensor]
     input_size: int
     steps_per_epoch: int
-
-
-@dataclass(frozen=True)
-class Run:
-    """One timed training run."""
-
-    steps: int
-    total_s: float  # network construction (both sides) to the end of training
-    loop_s: float  # the epoch loop only (Lightning: on_train_start to on_train_end)
-    state: dict[str, torch.Tensor]  # net.* and, with an EMA, ema.*
-    other_cores: float | None  # CPU cores other processes kept busy meanwhile (None: unknown)
-
-
-@dataclass(frozen=True)
-class Result:
-    """One configuration's timed runs, paired in the order they ran."""
-
-    config: Config
-    plain: list[Run]
-    lightning: list[Run]
-    max_abs_diff: float
-
-    @property
-    def steps(self) -> int:
-        return self.plain[0].steps
-
-    def rate(self, side: str, loop: bool = False) -> float:
-        """Median steps/s of ``side`` (``plain`` or ``lightning``), whole run or loop only."""
-        runs: list[Run] = getattr(self, side)
-        return statistics.median(r.steps / (r.loop_s if loop else r.total_s) for r in runs)
-
-    @property
-    def ratio(self) -> float:
-        return self.rate("lightning") / self.rate("plain")
-
-    @property
-    def loop_ratio(self) -> float:
-        return self.rate("lightning", loop=True) / self.rate("plain", loop=True)
-
-    @property
-    def other_load(self) -> tuple[float, float] | None:
-        """Median and largest number of cores other processes kept busy during the runs."""
-        loads = [r.other_cores for r in self.plain + self.lightning]
-        if any(v is None for v in loads):
-            return None
-        known = [v for v in loads if v is not None]
-        return statistics.median(known), max(known)
-
-    @property
-    def pair_ratios(self) -> list[float]:
-        """Lightning/plain steps/s of each back-to-back pair: the run-to-run noise."""
-        return [p.total_s / q.total_s for p, q in zip(self.plain, self.lightning, strict=True)]
 
 
 def configs(quick: bool) -> list[Config]:
@@ -350,19 +301,6 @@ def drop_path_at(rec: Recipe, epoch: int, step: int, epochs: int, steps_per_epoc
     return rec.drop_path
 
 
-class _LoopTimer(Callback):
-    """Times the fit loop proper, leaving out Trainer construction, setup and teardown."""
-
-    def __init__(self) -> None:
-        self.start = self.end = 0.0
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.start = time.perf_counter()
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.end = time.perf_counter()
-
-
 def retrain_recipe(rec: Recipe, epochs: int) -> RetrainRecipe:
     """The `RetrainRecipe` the retrain stage would build from these settings."""
     return RetrainRecipe(
@@ -384,7 +322,7 @@ def retrain_recipe(rec: Recipe, epochs: int) -> RetrainRecipe:
 
 
 def run_lightning(setup: Setup, epochs: int) -> Run:
-    timer = _LoopTimer()
+    timer = LoopTimer()
     clock = cpu_clock()
     t0 = time.perf_counter()
     net = fresh_net(setup)
@@ -428,110 +366,22 @@ def run_lightning(setup: Setup, epochs: int) -> Run:
     return Run(trainer.global_step, t2 - t0, timer.end - timer.start, state, other_cores(clock))
 
 
-def max_abs_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    if a.keys() != b.keys():
-        raise RuntimeError("the two sides ended with different state-dict keys")
-    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
-
-
 def bench(cfg: Config, repeats: int, epochs: int | None, log: bool = True) -> Result:
     setup = prepare(cfg)
     e = cfg.epochs if epochs is None else epochs
     if log:
         print(f"{cfg.name}: {e} epochs x {setup.steps_per_epoch} steps", flush=True)
-    run_plain(setup, e)  # warm-up: first-call costs (allocator, oneDNN kernels) hit both
-    run_lightning(setup, e)
-    plain: list[Run] = []
-    lit: list[Run] = []
-    sides: list[tuple[str, list[Run], Callable[[Setup, int], Run]]] = [
-        ("plain", plain, run_plain),
-        ("lightning", lit, run_lightning),
-    ]
-    for i in range(repeats):
-        # alternate which side goes first (ABBA): a machine that drifts faster or slower over
-        # the minutes favours neither side
-        for side, runs, fn in sides if i % 2 == 0 else sides[::-1]:
-            runs.append(fn(setup, e))
-            if log:
-                r = runs[-1]
-                load = "?" if r.other_cores is None else f"{r.other_cores:.2f}"
-                print(f"  {side:9s} {r.total_s:7.2f} s  {r.steps / r.total_s:7.2f} steps/s  "
-                      f"other processes: {load} cores", flush=True)  # fmt: skip
-    # every run starts from the same weights and sees the same batches and random draws
-    diff = max(max_abs_diff(p.state, q.state) for p in plain for q in lit)
-    return Result(cfg, plain, lit, diff)
-
-
-# --- reporting ------------------------------------------------------------------------------
-def machine() -> dict[str, str]:
-    return {
-        "nproc": str(cpu_count()),
-        "cpu": cpu_name(),
-        "torch": torch.__version__,
-        "lightning": L.__version__,
-        "threads": str(torch.get_num_threads()),
-        "python": platform.python_version(),
-    }
-
-
-def table(results: Sequence[Result]) -> str:
-    rows = [
-        "| config | steps | plain steps/s | lightning steps/s | ratio (L/plain) "
-        "| pairwise ratios | in-loop ratio | other load (cores) | final weight max-abs-diff |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        pairs = r.pair_ratios
-        load = r.other_load
-        shown = "n/a" if load is None else f"{load[0]:.2f} ({load[1]:.2f})"
-        rows.append(
-            f"| {r.config.name} | {r.steps} | {r.rate('plain'):.2f} | {r.rate('lightning'):.2f} "
-            f"| {r.ratio:.3f} | {min(pairs):.2f}-{max(pairs):.2f} | {r.loop_ratio:.3f} "
-            f"| {shown} | {r.max_abs_diff:.1e} |"
-        )
-    return "\n".join(rows)
-
-
-def fixed_overhead_s(r: Result) -> float:
-    """Median one-off cost outside the epoch loop, Lightning minus plain, in seconds."""
-    med = statistics.median
-    return med(q.total_s - q.loop_s for q in r.lightning) - med(
-        p.total_s - p.loop_s for p in r.plain
-    )
+    return time_sides(cfg, setup, e, repeats, run_plain, run_lightning, log)
 
 
 def interpretation(results: Sequence[Result]) -> str:
-    parts = []
-    for r in results:
-        plain_ms = 1000.0 / r.rate("plain", loop=True)
-        extra_ms = 1000.0 / r.rate("lightning", loop=True) - plain_ms
-        pairs = r.pair_ratios
-        noise = (
-            f"; the back-to-back pairs range from {min(pairs):.2f} to {max(pairs):.2f}, so the "
-            "difference is within run-to-run noise"
-            if min(pairs) <= 1.0 <= max(pairs)
-            else ""
-        )
-        parts.append(
-            f"on *{r.config.name}* Lightning runs at {100 * r.ratio:.0f}% of the plain loop's "
-            f"speed ({100 * r.loop_ratio:.0f}% inside the epoch loop, {extra_ms:+.1f} ms on a "
-            f"{plain_ms:.0f} ms step, and {fixed_overhead_s(r):+.2f} s once per fit for the "
-            f"Trainer's construction, setup and teardown{noise})"
-        )
-    busy = [r.other_load[1] for r in results if r.other_load is not None]
-    warning = (
-        f" Other processes kept up to {max(busy):.1f} of the {os.cpu_count()} cores busy "
-        "during some runs; with torch's default of one thread per core, a busy core stalls "
-        "every parallel op, so those runs are slower and noisier."
-        if busy and max(busy) > BUSY
-        else ""
-    )
+    parts, warning = per_config_reading(results)
     goal = all(r.ratio >= 0.95 for r in results)
     return (
         "Both sides did the same work (the same batches, augmentation, drop-path masks and "
         "updates: the final weights, EMA included, agree to the max-abs-diff shown), so a "
         "difference in speed is Lightning's own cost: "
-        + "; ".join(parts)
+        + parts
         + ". Per step, the shell adds Lightning's loop (hooks, the optimiser closure, "
         "gradient clipping through the precision plugin, the data fetcher) and the module's "
         "own bookkeeping (the accuracy of every batch and the two `self.log` calls with their "
@@ -620,19 +470,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def quiet_lightning() -> None:
-    """Hide Lightning's device banner and warnings that are not about this benchmark."""
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    # the module validates in the stage; here no val loader is given on purpose
-    warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
-    # Lightning 2.6 builds torch's deprecated LeafSpec on every step; not ours to fix
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-
-
 def main(argv: Sequence[str] | None = None) -> list[Result]:
     args = parse_args(argv)
-    quiet_lightning()
+    quiet_lightning(".*no `val_dataloader`.*")  # the module validates in the stage; none here
     info = machine()
     repeats = args.repeats
     print(

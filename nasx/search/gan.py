@@ -32,8 +32,10 @@ import numpy as np
 from nasx.errors import NasxError
 from nasx.evaluator import FAILED_VALUE
 from nasx.nag.adapters import adapter_for
+from nasx.nag.gan import NAGDiscriminator, NAGGenerator
 from nasx.nag.graph import GraphAdapter
 from nasx.nag.labels import Condition, assign_classes, class_thresholds, params_values
+from nasx.nag.sampling import generate, seeded_torch
 from nasx.search.base import SearchStrategy
 from nasx.search_space.base import Architecture
 
@@ -54,8 +56,8 @@ class GANSearch(SearchStrategy):
     The reference's bugs are fixed (§8): both cells of a pair are kept, parameter classes are
     of true parameter counts (``params=output_in_degree`` is the reference's proxy), pruning
     never deletes an input, generation samples from the model's outputs with dropout off
-    (``generation_dropout=true`` keeps it on, as the reference never calls ``eval()``), and
-    the pick among generated architectures is by the run's metric, never the test set.
+    (``generation_dropout=true`` keeps it on: the reference never switches to evaluation
+    mode), and the pick among generated architectures is by the run's metric, never the test set.
 
     Args:
         n_evals: budget (distinct architectures evaluated, the first phase included).
@@ -236,28 +238,19 @@ class GANSearch(SearchStrategy):
         told_params = params_values(self.adapter, self._told_archs, self.params)
         return archs, acc, np.concatenate([self._prior_params, told_params])
 
-    def _generate(self, quota: int) -> list[Architecture]:
-        from nasx.lit.nag import generate, train_generator  # Lightning only when training
-        from nasx.nag.gan import NAGDiscriminator, NAGGenerator
-        from nasx.nag.sampling import seeded_torch
+    def fit_generator(
+        self, archs: list[Architecture], labels: np.ndarray, seed: int, epochs: int | None = None
+    ) -> NAGGenerator:
+        """NAG's GAN with this strategy's networks and settings, trained on ``archs``.
 
-        archs, acc, params = self._training_set()
-        if len(archs) < 3:
-            raise NasxError(
-                f"search=gan has {len(archs)} usable architecture(s) to learn from; raise "
-                "search.dataset_size or give search.dataset=<nas_dataset.json>"
-            )
-        acc_t = class_thresholds(acc)
-        cols = [assign_classes(acc, acc_t)]
-        thresholds = {"acc": acc_t.tolist()}
-        if params is not None:
-            par_t = class_thresholds(params)
-            cols.append(assign_classes(params, par_t))
-            thresholds["params"] = par_t.tolist()
-        labels = np.stack(cols, axis=1)
-        classes = (3,) * labels.shape[1]
-        train_seed, gen_seed = (int(s) for s in self.rng.integers(0, 2**31 - 1, size=2))
-        with seeded_torch(train_seed):
+        ``labels`` is ``(N,)`` or ``(N, k)``: one class (of 3) per objective, as
+        `nasx.nag.labels` gives them; ``epochs`` overrides ``search.epochs``. Everything
+        random follows from ``seed``. Needs `setup` (the space's graph adapter).
+        """
+        from nasx.lit.nag import train_generator  # Lightning only when training
+
+        classes = (3,) * np.asarray(labels).reshape(len(archs), -1).shape[1]
+        with seeded_torch(seed):
             g = NAGGenerator.for_adapter(
                 self.adapter,
                 classes,
@@ -275,23 +268,41 @@ class GANSearch(SearchStrategy):
                 gnn_dropout=self.net["dropout"],
                 mlp_dropout=self.net["dropout"],
             )
-        batch_size = min(self.batch_size, len(archs))
+        gan = dict(self.gan) if epochs is None else dict(self.gan, epochs=epochs)
+        return train_generator(
+            self.adapter,
+            [self.adapter.to_graphs(a) for a in archs],
+            labels,
+            seed=seed,
+            n_label_classes=classes,
+            generator=g,
+            discriminator=d,
+            batch_size=min(self.batch_size, len(archs)),
+            **gan,  # type: ignore[arg-type]
+        )
+
+    def _generate(self, quota: int) -> list[Architecture]:
+        archs, acc, params = self._training_set()
+        if len(archs) < 3:
+            raise NasxError(
+                f"search=gan has {len(archs)} usable architecture(s) to learn from; raise "
+                "search.dataset_size or give search.dataset=<nas_dataset.json>"
+            )
+        acc_t = class_thresholds(acc)
+        cols = [assign_classes(acc, acc_t)]
+        thresholds = {"acc": acc_t.tolist()}
+        if params is not None:
+            par_t = class_thresholds(params)
+            cols.append(assign_classes(params, par_t))
+            thresholds["params"] = par_t.tolist()
+        labels = np.stack(cols, axis=1)
+        train_seed, gen_seed = (int(s) for s in self.rng.integers(0, 2**31 - 1, size=2))
         log.info(
             "search=gan round %d: training the generator on %d architectures",
             self._round,
             len(archs),
         )
-        generator = train_generator(
-            self.adapter,
-            [self.adapter.to_graphs(a) for a in archs],
-            labels,
-            seed=train_seed,
-            n_label_classes=classes,
-            generator=g,
-            discriminator=d,
-            batch_size=batch_size,
-            **self.gan,  # type: ignore[arg-type]
-        )
+        generator = self.fit_generator(archs, labels, train_seed)
         known, out = self._known(), list[Architecture]()
         drawn = valid = 0
         for k in range(1 + MAX_EXTRA_DRAWS):
