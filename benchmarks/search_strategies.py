@@ -87,7 +87,19 @@ def strategies(n: int, quick: bool) -> dict[str, Callable[[], SearchStrategy]]:
             explore="local",
             **msunas,  # type: ignore[arg-type]
         ),
+        # the local search ranked by the paper's CARTs fitted on the 30 best evaluations
+        LOCAL_FIT: lambda: MSuNASSearch(
+            n_evals=n,
+            surrogate=make_surrogate("carts", seed=0, **trees["carts"]),
+            explore="local",
+            local_fit=30,
+            **msunas,  # type: ignore[arg-type]
+        ),
     }
+
+
+#: nasx's recommended single-objective MSuNAS on the table (README)
+LOCAL_FIT = "nsga+carts explore=local local_fit=30"
 
 
 #: strategies whose runs are slow (the surrogate fits): run with ``--as-seeds``
@@ -108,16 +120,32 @@ def search(
         return SearchLoop(Path(tmp), strategy, ev, progress=False).run()
 
 
+def chosen(n: int, quick: bool, only: list[str] | None) -> dict[str, Callable[[], SearchStrategy]]:
+    """`strategies`, or those named in ``only`` (unknown names: one clear error)."""
+    every = strategies(n, quick)
+    if only is None:
+        return every
+    unknown = [o for o in only if o not in every]
+    if unknown:
+        raise SystemExit(f"--only: unknown strategy {unknown}; choose from {list(every)}")
+    return {name: every[name] for name in only}
+
+
 def single_objective(
-    seeds: int, as_seeds: int, budgets: list[int], quick: bool
+    seeds: int,
+    as_seeds: int,
+    budgets: list[int],
+    quick: bool,
+    only: list[str] | None = None,
+    first_seed: int = 0,
 ) -> list[dict[str, Any]]:
     space = NB201Space()
     rows = []
-    for name, make in strategies(max(budgets), quick).items():
+    for name, make in chosen(max(budgets), quick, only).items():
         finals: dict[int, list[float]] = {b: [] for b in budgets}
         t = time.perf_counter()
         n_seeds = as_seeds if name in SLOW else seeds
-        for seed in range(n_seeds):
+        for seed in range(first_seed, first_seed + n_seeds):
             records = search(space, make(), [], seed)
             for b in budgets:
                 best = max(records[:b], key=lambda r: r["metric"]["benchmark"])
@@ -139,20 +167,27 @@ def single_objective(
     return rows
 
 
-def two_objectives(seeds: int, as_seeds: int, n: int, quick: bool) -> list[dict[str, Any]]:
+def two_objectives(
+    seeds: int,
+    as_seeds: int,
+    n: int,
+    quick: bool,
+    only: list[str] | None = None,
+    first_seed: int = 0,
+) -> list[dict[str, Any]]:
     space = NB201Space()
     table = load_table()[1]
     F_all = np.array([[100.0 - r[VALID], r[LAT]] for r in table])
     ref = 1.01 * F_all.max(axis=0)
     true_hv = hypervolume(F_all[non_dominated(F_all)], ref)
     rows = []
-    for name, make in strategies(n, quick).items():
+    for name, make in chosen(n, quick, only).items():
         if name in SINGLE_ONLY:
             continue  # single-objective by design
         fracs = []
         t = time.perf_counter()
         n_seeds = as_seeds if name in SLOW else seeds
-        for seed in range(n_seeds):
+        for seed in range(first_seed, first_seed + n_seeds):
             records = search(space, make(), [LatencyObjective(device="pixel3")], seed)
             F = np.array(
                 [[100.0 - r["metric"]["benchmark"], r["objectives"]["latency"]] for r in records]
@@ -178,13 +213,28 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--as-seeds", type=int, default=10, help="seeds of nsga+as (the slow one)")
     ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--only", help="comma-separated strategy names (not with --write-results)")
+    ap.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first..first+N-1 (a fresh sample)"
+    )
+    ap.add_argument("--single", action="store_true", help="(a) only: skip the two objectives")
     args = ap.parse_args(argv)
+    only = args.only.split(",") if args.only else None
+    if args.write_results and (only or args.first_seed or args.single):
+        ap.error(
+            "--write-results records every strategy on seeds 0..N-1: drop --only, "
+            "--first-seed and --single"
+        )
     torch.set_num_threads(1)
     seeds, budgets, n2 = (2, [20, 40], 40) if args.quick else (args.seeds, [50, 100, 200], 100)
     as_seeds = min(seeds, args.as_seeds)
     opt = max(r[TEST] for r in load_table()[1])
-    a = single_objective(seeds, as_seeds, budgets, args.quick)
-    b = two_objectives(seeds, as_seeds, n2, args.quick)
+    a = single_objective(seeds, as_seeds, budgets, args.quick, only, args.first_seed)
+    b = (
+        []
+        if args.single
+        else two_objectives(seeds, as_seeds, n2, args.quick, only, args.first_seed)
+    )
     lines = [
         "(a) test accuracy (%) of the best-by-validation architecture, mean ± std over seeds "
         f"(optimum of the table: {opt:.2f})",
@@ -223,7 +273,8 @@ def main(argv: list[str] | None = None) -> None:
                 "",
                 f"- Date: {time.strftime('%Y-%m-%d')}; machine: {cpu_model()}, "
                 f"1 torch thread, torch {torch.__version__}",
-                "- Command: `.venv/bin/python benchmarks/search_strategies.py --write-results`",
+                "- Command: `.venv/bin/python benchmarks/search_strategies.py --write-results "
+                f"--as-seeds {as_seeds}`",
                 "- Search on `cifar10valid_valid_acc_12ep`, report `cifar10_test_acc_200ep`. "
                 "random: batches of 10; evolution: population 20, top-10, 10 mutants + 10 "
                 "children, p = 0.2; nsga: pymoo NSGA-II, population 20; nsga+as: MSuNAS with "
@@ -232,7 +283,10 @@ def main(argv: list[str] | None = None) -> None:
                 "objective: CNAS's GA, 60 generations), the reference's candidate choice; "
                 "nsga+as explore=local: the same with nasx's explore=local (one objective: "
                 "all candidates from its local search; two: half of them, the rest spread "
-                f"along latency) ({as_seeds} seeds for both, to fit the CPU budget).",
+                f"along latency) ({as_seeds} seeds for both AS rows, to fit the CPU budget); "
+                "nsga+carts explore=local local_fit=30: explore=local with the paper's CARTs "
+                "(5,000 trees) as the only surrogate, fitted on the 30 best evaluations "
+                "(`search.local_fit`), nasx's recommended single-objective setting.",
                 "",
                 text,
                 "",

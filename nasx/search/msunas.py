@@ -106,6 +106,13 @@ class MSuNASSearch(SearchStrategy):
     it half of the rest, and so on; a parent whose neighbourhood is all evaluated hands over
     to the next-best one.
 
+    Near the top of the archive the neighbours differ by tenths of a percent, and a surrogate
+    fitted on every evaluation spends itself on the bad cells (a NAS-Bench-201 cell with a
+    ``none`` edge at 10 %) and orders the best parent's neighbours poorly. ``local_fit=k``
+    fits the surrogate that ranks the neighbours on the ``k`` best evaluations only (a local
+    model, as trust-region Bayesian optimisation uses); with one objective that is the
+    iteration's only fit, and its report covers those ``k`` rows.
+
     With several objectives ``explore="local"`` splits each iteration: half of the candidates
     (rounded down) come from the same local search on the predicted first objective (parents:
     the archive's most accurate architectures), the rest from NSGANetV2's subset selection of
@@ -138,6 +145,9 @@ class MSuNASSearch(SearchStrategy):
         min_distance: genes in which one parent's ``explore="local"`` candidates differ
             pairwise.
         parent_distance: genes in which ``explore="local"`` parents differ pairwise.
+        local_fit: ``explore="local"`` ranks neighbours with a surrogate fitted on this many
+            best evaluations (``None``: all of them); with several objectives a copy of
+            ``surrogate`` is fitted for it, and NSGA-II's surrogate keeps the whole archive.
         seed: own seed (``None``: the run seed).
     """
 
@@ -158,6 +168,7 @@ class MSuNASSearch(SearchStrategy):
         explore: str = "none",
         min_distance: int = 2,
         parent_distance: int = 3,
+        local_fit: int | None = None,
         seed: int | None = None,
         sec_surrogate: Surrogate | None = None,
     ) -> None:
@@ -170,6 +181,11 @@ class MSuNASSearch(SearchStrategy):
         mutation_eta = surrogate_mutation_eta
         if explore not in EXPLORE:
             raise ValueError(f"search.explore={explore!r}: use one of {', '.join(EXPLORE)}")
+        if local_fit is not None and local_fit < 3:
+            raise ValueError(
+                f"search.local_fit must be >= 3 (rows to fit the ranking surrogate on) or "
+                f"null (all), got {local_fit}"
+            )
         for name, v in (
             ("so_generations", so_generations),
             ("min_distance", min_distance),
@@ -191,7 +207,11 @@ class MSuNASSearch(SearchStrategy):
         self.subset_pop_size, self.subset_generations = subset_pop_size, subset_generations
         self.doe_extremes, self.so_generations = doe_extremes, so_generations
         self.explore, self.min_distance = explore, min_distance
-        self.parent_distance = parent_distance
+        self.parent_distance, self.local_fit = parent_distance, local_fit
+        #: the surrogate that ranks `_local`'s neighbours (the main one unless a copy is needed)
+        self._ranker = surrogate
+        #: genes the main surrogate was last fitted on (its fit report covers these)
+        self._fitted_on: set[tuple[int, ...]] = set()
         self.archive: dict[tuple[int, ...], np.ndarray] = {}
         self.violation: dict[tuple[int, ...], float] = {}
         self.predicted: dict[tuple[int, ...], float] = {}
@@ -208,6 +228,8 @@ class MSuNASSearch(SearchStrategy):
                 "search=msunas: a searched cost is measured by the metric (avg_macs), so it "
                 "needs a second surrogate: set search.sec_surrogate or surrogate=<name>"
             )
+        local = self.explore == "local" and self.local_fit is not None
+        self._ranker = copy.deepcopy(self.surrogate) if local and self.n_obj > 1 else self.surrogate
         if n_measured:
             assert self.sec_surrogate is not None
             self._sec = [copy.deepcopy(self.sec_surrogate) for _ in range(n_measured)]
@@ -257,7 +279,15 @@ class MSuNASSearch(SearchStrategy):
         genes, X, y = self._training_set()
         if len(y) < 3:  # too few successful evaluations to fit any surrogate: explore
             return self._random(self.n_candidates)
-        self.surrogate.fit(X, y)
+        top = self._top_rows(y)
+        if self.n_obj == 1 and self.explore == "local":  # the ranker is the only surrogate
+            self.surrogate.fit(X[top], y[top])
+            self._fitted_on = {genes[int(i)] for i in top}
+        else:
+            self.surrogate.fit(X, y)
+            self._fitted_on = set(genes)
+            if self._ranker is not self.surrogate:
+                self._ranker.fit(X[top], y[top])
         if self._sec:
             self._fit_measured(genes, X)
         if self.n_obj == 1 and self.explore == "local":
@@ -290,14 +320,16 @@ class MSuNASSearch(SearchStrategy):
         # NSGANetV2 (utils.py get_correlation): in-sample predictions for the archive the
         # surrogate was fitted on, plus its predictions for the new candidates
         genes, X, y = self._training_set()
-        pred = self.surrogate.predict(X)
-        for i, key in enumerate(genes):
+        # with `local_fit` and one objective the surrogate saw only the best rows: those
+        rows = [i for i, g in enumerate(genes) if g in self._fitted_on or g in self.predicted]
+        pred = self.surrogate.predict(X[rows])
+        for i, key in enumerate(genes[i] for i in rows):
             if key in self.predicted:
                 pred[i] = self.predicted[key]
         self.fit_report = {
             "name": self.surrogate.name,
             "winner": self.surrogate.winner,
-            **fit_quality(pred, y),
+            **fit_quality(pred, y[rows]),
         }
         self.predicted = {}
         if self._sec:
@@ -361,6 +393,11 @@ class MSuNASSearch(SearchStrategy):
         X = np.array([g for g, _ in rows], dtype=float).reshape(len(rows), self.space.n_var)
         return [g for g, _ in rows], X, np.array([f[0] for _, f in rows], dtype=float)
 
+    def _top_rows(self, y: np.ndarray) -> np.ndarray:
+        """Indices of the ``local_fit`` best ``y`` (all of them without ``local_fit``)."""
+        order = np.argsort(y, kind="stable")
+        return order if self.local_fit is None else order[: self.local_fit]
+
     def _front(self) -> list[tuple[int, ...]]:
         """The archive's non-dominated genes (among the feasible ones, if any; not failed)."""
         rows = [(g, f) for g, f in self.archive.items() if f.max() < FAILED]
@@ -400,11 +437,12 @@ class MSuNASSearch(SearchStrategy):
                 pool[a.genes] = (a, np.asarray(f, dtype=float))
         return list(pool.values())
 
-    def _problem(self) -> _AuxiliaryProblem:
-        """(Predicted first objective, exact costs) on the current surrogate."""
+    def _problem(self, surrogate: Surrogate | None = None) -> _AuxiliaryProblem:
+        """(Predicted first objective, exact costs) on ``surrogate`` (default: the main one)."""
+        model = self.surrogate if surrogate is None else surrogate
 
         def predict(X: np.ndarray) -> np.ndarray:
-            return self.surrogate.predict(X)
+            return model.predict(X)
 
         return _AuxiliaryProblem(
             self.space,
@@ -443,9 +481,9 @@ class MSuNASSearch(SearchStrategy):
         within ``parent_distance`` genes of a parent already taken (its basin is explored) and
         any whose neighbours are all evaluated. Each parent gets half of the candidates still
         to choose (k = 8: 4, 2, 1, 1; k = 4: 2, 1, 1), its new neighbours in order of
-        prediction, pairwise ``min_distance`` apart (`diverse_top`).
+        prediction (by the `local_fit` ranker), pairwise ``min_distance`` apart (`diverse_top`).
         """
-        problem = self._problem()
+        problem = self._problem(self._ranker)
         chosen: list[Architecture] = []
         taken: set[tuple[int, ...]] = set()
         parents: list[np.ndarray] = []

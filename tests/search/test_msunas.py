@@ -328,3 +328,55 @@ def test_explore_local_with_two_objectives_splits_the_batch(tmp_path):
     ref, _ = make_loop(tmp_path / "none", n_evals=24, n_candidates=8)
     ref_new = [np.array(r["genes"]) for r in ref.run()[16:]]
     assert [int((x != best).sum()) for x in ref_new[:2]] != [1, 1]
+
+
+class RecordingSurrogate(LinearSurrogate):
+    """`LinearSurrogate` that keeps the targets of every fit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fitted_y: list[np.ndarray] = []
+
+    def fit(self, X, y):
+        self.fitted_y.append(np.sort(np.asarray(y, dtype=float)))
+        super().fit(X, y)
+
+
+def test_local_fit_ranks_on_the_best_evaluations_only(tmp_path):
+    # one objective: the iteration's only fit is on the 10 best of the 16 DOE rows
+    sur = RecordingSurrogate()
+    loop, strategy = make_loop(
+        tmp_path / "so",
+        n_evals=24,
+        n_obj=1,
+        n_candidates=8,
+        explore="local",
+        local_fit=10,
+        surrogate=sur,
+    )
+    records = loop.run()
+    doe_y = np.sort([r["F"][0] for r in records[:16]])
+    assert len(sur.fitted_y) == 1
+    np.testing.assert_allclose(sur.fitted_y[0], doe_y[:10])
+    # and it changes what is proposed: the full-archive fit ranks the neighbours differently
+    full, _ = make_loop(tmp_path / "full", n_evals=24, n_obj=1, n_candidates=8, explore="local")
+    assert [r["arch"] for r in full.run()[16:]] != [r["arch"] for r in records[16:]]
+
+
+def test_local_fit_with_two_objectives_keeps_nsga_on_the_whole_archive(tmp_path):
+    sur = RecordingSurrogate()
+    loop, strategy = make_loop(
+        tmp_path, n_evals=24, n_candidates=8, explore="local", local_fit=10, surrogate=sur
+    )
+    records = loop.run()
+    doe_y = np.sort([r["F"][0] for r in records[:16]])
+    # the main surrogate (NSGA-II's) saw all 16 rows; the ranker is a separate copy on 10
+    assert len(sur.fitted_y) == 1 and len(sur.fitted_y[0]) == 16
+    ranker = strategy._ranker
+    assert ranker is not sur and isinstance(ranker, RecordingSurrogate)
+    np.testing.assert_allclose(ranker.fitted_y[-1], doe_y[:10])
+
+
+def test_local_fit_must_leave_rows_to_fit():
+    with pytest.raises(ValueError, match="search.local_fit"):
+        MSuNASSearch(surrogate=LinearSurrogate(), explore="local", local_fit=2)
