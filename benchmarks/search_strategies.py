@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
                 "objective: CNAS's GA, 60 generations), the reference's candidate choice; "
                 "nsga+as explore=local: the same with nasx's explore=local (one objective: "
                 "all candidates from its local search; two: half of them, the rest spread "
-                f"along latency) ({as_seeds} seeds for both AS rows, to fit the CPU budget); "
+                f"along latency) ({as_seeds} seeds for both AS rows); "
                 "nsga+carts explore=local local_fit=30: explore=local with the paper's CARTs "
                 "(5,000 trees) as the only surrogate, fitted on the 30 best evaluations "
                 "(`search.local_fit`), nasx's recommended single-objective setting.",
