@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="2 seeds, budgets 20/40 (smoke check)")
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--as-seeds", type=int, default=10, help="seeds of nsga+as (the slow one)")
+    ap.add_argument(
+        "--as-seeds", type=int, default=20, help="seeds of the two AS rows (the slow ones)"
+    )
     ap.add_argument("--write-results", action="store_true")
     ap.add_argument("--only", help="comma-separated strategy names (not with --write-results)")
     ap.add_argument(
