@@ -53,6 +53,10 @@ START, END = "<!-- search_strategies:start -->", "<!-- search_strategies:end -->
 VALID, TEST, LAT = "cifar10valid_valid_acc_12ep", "cifar10_test_acc_200ep", "latency_ms_pixel3"
 
 
+#: nasx's recommended single-objective MSuNAS on the table (README)
+LOCAL_FIT = "nsga+carts explore=local local_fit=30"
+
+
 def strategies(n: int, quick: bool) -> dict[str, Callable[[], SearchStrategy]]:
     """The compared strategies with a budget of ``n`` evaluations."""
     msunas = dict(
@@ -96,10 +100,6 @@ def strategies(n: int, quick: bool) -> dict[str, Callable[[], SearchStrategy]]:
             **msunas,  # type: ignore[arg-type]
         ),
     }
-
-
-#: nasx's recommended single-objective MSuNAS on the table (README)
-LOCAL_FIT = "nsga+carts explore=local local_fit=30"
 
 
 #: strategies whose runs are slow (the surrogate fits): run with ``--as-seeds``

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -34,6 +36,15 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see either the old or the new file."""
     _atomic(Path(path), lambda fh: fh.write(text), "w")
+
+
+def write_csv_atomic(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as CSV, atomically; the header is the union of their keys (first seen)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:

@@ -264,12 +264,3 @@ def group_stats(jobs: list[Job], truth: str | None) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def csv_text(rows: list[dict[str, Any]]) -> str:
-    """CSV with the union of the rows' keys as header (first-seen order)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()

@@ -28,12 +28,15 @@ CONF = ROOT / "conf"
 
 @pytest.fixture
 def compose_cfg() -> Iterator[Callable[..., DictConfig]]:
-    """``compose_cfg(*overrides)``: the root config with overrides, Hydra cleared after."""
+    """``compose_cfg(*overrides, hydra=False)``: the root config with overrides (and, with
+    ``hydra=True``, its ``hydra`` node: launcher, sweep dir), Hydra cleared after."""
 
-    def _compose(*overrides: str) -> DictConfig:
+    def _compose(*overrides: str, hydra: bool = False) -> DictConfig:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
+            return compose(
+                config_name="config", overrides=list(overrides), return_hydra_config=hydra
+            )
 
     yield _compose
     GlobalHydra.instance().clear()

@@ -6,10 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nasx.io import write_text_atomic
+from nasx.io import write_csv_atomic
 from nasx.report import (
     check_sweep_dir,
-    csv_text,
     group_stats,
     load_sweep,
     summary_row,
@@ -53,8 +52,8 @@ class ReportStage(Stage):
         truth = truth_column(jobs, None if requested is None else str(requested))
         rows = [summary_row(j, truth) for j in jobs]
         stats = group_stats(jobs, truth)
-        write_text_atomic(rdir / "summary.csv", csv_text(rows))
-        write_text_atomic(rdir / "methods.csv", csv_text(stats))
+        write_csv_atomic(rdir / "summary.csv", rows)
+        write_csv_atomic(rdir / "methods.csv", stats)
         figures = [
             plot_metric_vs_truth(jobs, truth, rdir / "metric_vs_truth.png") if truth else None,
             plot_hypervolume_curves(jobs, rdir / "hypervolume.png"),

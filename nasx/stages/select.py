@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import re
@@ -17,7 +15,7 @@ from nasx.config import objective_names, objective_units
 from nasx.diagrams import draw_architecture
 from nasx.errors import NasxError
 from nasx.evaluator import arch_generator
-from nasx.io import save_torch_atomic, write_json_atomic, write_text_atomic
+from nasx.io import save_torch_atomic, write_csv_atomic, write_json_atomic, write_text_atomic
 from nasx.metric.base import Metric
 from nasx.metric.early_exit import EENN_FILE
 from nasx.search_loop import load_records
@@ -131,13 +129,10 @@ class SelectStage(Stage):
                     save_torch_atomic(out / name, obj)
         by_arch = {s.record["arch"]: s for s in chosen}
         front = front_records(records, sc.n_exits)
-        write_text_atomic(
-            fdir / "front.csv",
-            _csv_text([_record_row(r, by_arch, position=k) for k, r in enumerate(front)]),
+        write_csv_atomic(
+            fdir / "front.csv", [_record_row(r, by_arch, position=k) for k, r in enumerate(front)]
         )
-        write_text_atomic(
-            fdir / "results.csv", _csv_text([_record_row(r, by_arch) for r in records])
-        )
+        write_csv_atomic(fdir / "results.csv", [_record_row(r, by_arch) for r in records])
         result = {
             "settings": settings,
             "objectives": names,
@@ -207,12 +202,3 @@ def _record_row(
         reasons="+".join(sel.reasons) if sel is not None else "",
     )
     return row
-
-
-def _csv_text(rows: list[dict[str, Any]]) -> str:
-    """CSV with the union of the rows' keys as header (first-seen order)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()

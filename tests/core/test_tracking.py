@@ -128,23 +128,13 @@ def test_csv_logger_gets_scalars_only(tmp_path: Path) -> None:
     assert "search/hv" in text and "surrogate/avg_macs/rmse" in text
 
 
-def test_multirun_jobs_share_the_sweep_as_wandb_group() -> None:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+def test_multirun_jobs_share_the_sweep_as_wandb_group(compose_cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     from nasx.pipeline import _build_logger, sweep_group
-    from tests.conftest import CONF
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=["hydra.sweep.dir=multirun/2026-01-02/03-04-05", "logger=wandb"],
-            return_hydra_config=True,
-        )
-    GlobalHydra.instance().clear()
+    cfg = compose_cfg("hydra.sweep.dir=multirun/2026-01-02/03-04-05", "logger=wandb", hydra=True)
     single = copy.deepcopy(cfg)
     single.hydra.mode = RunMode.RUN
     cfg.hydra.mode = RunMode.MULTIRUN

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, run_cli
+from tests.conftest import run_cli
 
 JOBS = ("seed=0", "seed=1")
 
@@ -28,15 +26,8 @@ def _mtimes(job: Path) -> dict[str, int]:
     return {str(p.relative_to(job)): p.stat().st_mtime_ns for p in outputs if p.is_file()}
 
 
-def test_slurm_example_extends_submitit_slurm() -> None:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=["hydra/launcher=slurm_gpu", "hydra.launcher.partition=a100"],
-            return_hydra_config=True,
-        )
-    GlobalHydra.instance().clear()
+def test_slurm_example_extends_submitit_slurm(compose_cfg) -> None:
+    cfg = compose_cfg("hydra/launcher=slurm_gpu", "hydra.launcher.partition=a100", hydra=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert launcher.partition == "a100"  # the command line still wins
